@@ -1,0 +1,101 @@
+#include "moe_adapter/tensor.h"
+
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace moe_adapter {
+
+Bytes Bytes::Allocate(size_t size) {
+  // new[] without value-initialisation: the producer overwrites every byte.
+  std::shared_ptr<uint8_t> buf(new uint8_t[size == 0 ? 1 : size], std::default_delete<uint8_t[]>());
+  Bytes b;
+  b.data_ = buf.get();
+  b.size_ = size;
+  b.owner_ = std::move(buf);
+  return b;
+}
+
+Bytes Bytes::Wrap(const void* data, size_t size, std::shared_ptr<const void> owner) {
+  Bytes b;
+  b.data_ = static_cast<const uint8_t*>(data);
+  b.size_ = size;
+  b.owner_ = std::move(owner);
+  return b;
+}
+
+Bytes Bytes::CopyOf(const void* data, size_t size) {
+  Bytes b = Allocate(size);
+  if (size > 0) std::memcpy(b.mutable_data(), data, size);
+  return b;
+}
+
+Bytes Bytes::Slice(size_t offset, size_t size) const {
+  Bytes b;
+  b.owner_ = owner_;
+  b.data_ = data_ + offset;
+  b.size_ = size;
+  return b;
+}
+
+absl::StatusOr<int64_t> NumElements(const Shape& shape, size_t itemsize) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("negative dimension in shape ", ShapeString(shape)));
+    }
+    if (d != 0 && n > kMax / d) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shape ", ShapeString(shape), " has more elements than int64 can count"));
+    }
+    n *= d;
+  }
+  if (itemsize > 1 && n > kMax / static_cast<int64_t>(itemsize)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shape ", ShapeString(shape), " times itemsize ", itemsize,
+                     " overflows int64 bytes"));
+  }
+  return n;
+}
+
+std::string ShapeString(const Shape& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+Tensor Tensor::Allocate(DType dtype, Shape shape) {
+  Tensor t;
+  t.dtype = dtype;
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  t.shape = std::move(shape);
+  t.data = Bytes::Allocate(static_cast<size_t>(n) * DTypeSize(dtype));
+  return t;
+}
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+absl::StatusOr<Tensor> MakeTensor(DType dtype, Shape shape, Bytes data) {
+  absl::StatusOr<int64_t> n = NumElements(shape, DTypeSize(dtype));
+  if (!n.ok()) return n.status();
+  const uint64_t want = static_cast<uint64_t>(*n) * DTypeSize(dtype);
+  if (want != data.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor of dtype ", DTypeName(dtype),
+                                                   " and shape ", ShapeString(shape), " needs ",
+                                                   want, " bytes, got ", data.size()));
+  }
+  Tensor t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.data = std::move(data);
+  return t;
+}
+
+}  // namespace moe_adapter
