@@ -1,0 +1,260 @@
+#include "core/checkpoint_reader.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/internal/status_macros.h"
+#include "core/safetensors_format.h"
+
+namespace moe_adapter {
+namespace {
+
+using json = nlohmann::json;
+using safetensors::Quote;
+
+constexpr absl::string_view kModelIndex = "model.safetensors.index.json";
+constexpr absl::string_view kAdapterFile = "adapter_model.safetensors";
+
+std::string JoinPath(absl::string_view dir, absl::string_view name) {
+  if (absl::EndsWith(dir, "/")) return absl::StrCat(dir, name);
+  return absl::StrCat(dir, "/", name);
+}
+
+// Names of the regular files (symlinks followed: the Hugging Face cache links
+// snapshot files to blobs) in `dir`, sorted.
+absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return safetensors::ErrnoStatus(errno, "cannot list directory", dir);
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    struct stat st;
+    if (name != "." && name != ".." && ::stat(JoinPath(dir, name).c_str(), &st) == 0 &&
+        S_ISREG(st.st_mode)) {
+      names.push_back(std::move(name));
+    }
+    errno = 0;
+  }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) return safetensors::ErrnoStatus(err, "cannot list directory", dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, uint64_t limit) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return safetensors::ErrnoStatus(errno, "cannot open", path);
+  std::string out;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return safetensors::ErrnoStatus(err, "cannot read", path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > limit) {
+      ::close(fd);
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": larger than ", limit, " bytes, too big for an index file"));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+// A shard name must stay inside the checkpoint directory.
+absl::Status CheckShardName(const std::string& file, const std::string& key,
+                            const std::string& index_path) {
+  if (file.empty() || file.find('/') != std::string::npos ||
+      file.find("..") != std::string::npos || file.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        index_path, ": key ", Quote(key), " maps to file ", Quote(file),
+        ", which is not a plain file name (expected no '/', no '..', not empty)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return safetensors::ErrnoStatus(errno, "cannot open checkpoint", path);
+  }
+  SafetensorsCheckpoint ckpt;
+  ckpt.path_ = path;
+  std::vector<std::string> files;                 // full paths, sorted by name
+  std::map<std::string, std::string> weight_map;  // key -> file name (index only)
+  if (S_ISREG(st.st_mode)) {
+    files.push_back(path);
+  } else if (S_ISDIR(st.st_mode)) {
+    ASSIGN_OR_RETURN(std::vector<std::string> names, ListFiles(path));
+    auto has = [&](absl::string_view n) {
+      return std::binary_search(names.begin(), names.end(), std::string(n));
+    };
+    auto visible_with_suffix = [&](absl::string_view suffix) {
+      std::vector<std::string> out;
+      // Dotfiles are editor/OS droppings (macOS "._x") or our own temp files.
+      for (const std::string& n : names) {
+        if (!absl::StartsWith(n, ".") && absl::EndsWith(n, suffix)) out.push_back(n);
+      }
+      return out;
+    };
+    std::string index_name;
+    if (has(kModelIndex)) {
+      index_name = std::string(kModelIndex);
+    } else if (has(kAdapterFile)) {
+      files.push_back(JoinPath(path, kAdapterFile));
+    } else {
+      std::vector<std::string> indexes = visible_with_suffix(safetensors::kIndexSuffix);
+      if (indexes.size() > 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": several index files (", absl::StrJoin(indexes, ", "),
+            "); expected one"));
+      }
+      if (indexes.size() == 1) {
+        index_name = indexes[0];
+      } else {
+        for (const std::string& n : visible_with_suffix(safetensors::kFileSuffix)) {
+          files.push_back(JoinPath(path, n));
+        }
+        if (files.empty()) {
+          return absl::NotFoundError(
+              absl::StrCat(path, ": no *.safetensors file and no *.safetensors.index.json"));
+        }
+      }
+    }
+    if (!index_name.empty()) {
+      ckpt.index_path_ = JoinPath(path, index_name);
+      const std::string& ip = ckpt.index_path_;
+      ASSIGN_OR_RETURN(std::string text, ReadSmallFile(ip, safetensors::kMaxIndexBytes));
+      ASSIGN_OR_RETURN(json root, safetensors::ParseJsonNoDuplicates(text, ip));
+      if (!root.is_object()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            ip, ": must be a JSON object, found ", safetensors::JsonTypeName(root)));
+      }
+      auto meta = root.find("metadata");
+      if (meta != root.end() && !meta->is_null()) {
+        if (!meta->is_object()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              ip, ": \"metadata\" must be an object, found ", safetensors::JsonTypeName(*meta)));
+        }
+        for (auto it = meta->begin(); it != meta->end(); ++it) {
+          ckpt.index_metadata_[it.key()] =
+              it->is_string() ? it->get<std::string>() : it->dump();
+        }
+      }
+      auto wm = root.find("weight_map");
+      if (wm == root.end() || !wm->is_object()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            ip, ": \"weight_map\" must be an object of key -> file name, found ",
+            wm == root.end() ? "nothing" : safetensors::JsonTypeName(*wm)));
+      }
+      std::set<std::string> names_in_index;
+      for (auto it = wm->begin(); it != wm->end(); ++it) {
+        if (!it->is_string()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(ip, ": \"weight_map\" entry ", Quote(it.key()),
+                           " must be a file name string, found ", safetensors::JsonTypeName(*it)));
+        }
+        std::string file = it->get<std::string>();
+        RETURN_IF_ERROR(CheckShardName(file, it.key(), ip));
+        names_in_index.insert(file);
+        weight_map.emplace(it.key(), std::move(file));
+      }
+      for (const std::string& name : names_in_index) {
+        const std::string full = JoinPath(path, name);
+        struct stat fst;
+        if (::stat(full.c_str(), &fst) != 0 || !S_ISREG(fst.st_mode)) {
+          return absl::NotFoundError(absl::StrCat(ip, ": names shard ", Quote(name),
+                                                  ", which is missing from ", path));
+        }
+        files.push_back(full);
+      }
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": neither a safetensors file nor a directory"));
+  }
+
+  // Headers only: each mapping is dropped before the next shard is opened.
+  for (const std::string& file : files) {
+    ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> f, SafetensorsFile::Open(file));
+    const size_t shard = ckpt.shards_.size();
+    for (const TensorInfo& info : f->tensors()) {
+      auto [it, inserted] = ckpt.shard_of_.emplace(info.name, shard);
+      if (!inserted) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": tensor ", Quote(info.name), " is in two shards, ",
+            ckpt.shards_[it->second].path, " and ", file, " (expected each key once)"));
+      }
+    }
+    ckpt.shards_.push_back(Shard{file, f->tensors()});
+  }
+  if (ckpt.index_path_.empty()) return ckpt;
+
+  const std::string& ip = ckpt.index_path_;
+  // Shard and offset order, so that the first defect reported is deterministic.
+  for (const Shard& shard : ckpt.shards_) {
+    for (const TensorInfo& info : shard.tensors) {
+      const std::string& key = info.name;
+      const std::string& file = shard.path;
+      auto it = weight_map.find(key);
+      if (it == weight_map.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(ip, ": tensor ", Quote(key), " of shard ",
+                                                       file, " is not listed in the index"));
+      }
+      if (JoinPath(path, it->second) != file) {
+        return absl::InvalidArgumentError(absl::StrCat(ip, ": maps tensor ", Quote(key), " to ",
+                                                       Quote(it->second), ", but it is in ",
+                                                       file));
+      }
+    }
+  }
+  for (const auto& [key, file] : weight_map) {
+    if (!ckpt.shard_of_.contains(key)) {
+      return absl::InvalidArgumentError(absl::StrCat(ip, ": maps tensor ", Quote(key), " to ",
+                                                     Quote(file), ", which has no such tensor"));
+    }
+  }
+  return ckpt;
+}
+
+std::vector<std::string> SafetensorsCheckpoint::shard_paths() const {
+  std::vector<std::string> out;
+  out.reserve(shards_.size());
+  for (const Shard& s : shards_) out.push_back(s.path);
+  return out;
+}
+
+absl::StatusOr<size_t> SafetensorsCheckpoint::ShardOf(absl::string_view name) const {
+  auto it = shard_of_.find(name);
+  if (it == shard_of_.end()) {
+    return absl::NotFoundError(absl::StrCat(path_, ": no tensor named ", Quote(name)));
+  }
+  return it->second;
+}
+
+absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsCheckpoint::OpenShard(
+    size_t index) const {
+  return SafetensorsFile::Open(shards_[index].path);
+}
+
+}  // namespace moe_adapter

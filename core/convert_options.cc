@@ -1,0 +1,168 @@
+#include "moe_adapter/convert_options.h"
+
+#include <algorithm>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/internal/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "re2/re2.h"
+
+namespace moe_adapter {
+namespace {
+
+using json = nlohmann::json;
+
+// Reads an integer field; absent -> nullopt; present but not a non-negative
+// integer -> error naming the field.
+absl::StatusOr<std::optional<int64_t>> IntField(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return std::optional<int64_t>();
+  if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.json: field \"", name, "\" must be a non-negative integer, got ", it->dump()));
+  }
+  return std::optional<int64_t>(it->get<int64_t>());
+}
+
+absl::StatusOr<int64_t> RequiredInt(const json& j, const char* name, const char* alt = nullptr) {
+  ASSIGN_OR_RETURN(std::optional<int64_t> v, IntField(j, name));
+  if (!v && alt) {
+    ASSIGN_OR_RETURN(v, IntField(j, alt));
+  }
+  if (!v) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.json: missing required field \"", name, "\"",
+                     alt ? absl::StrCat(" (or \"", alt, "\")") : std::string()));
+  }
+  return *v;
+}
+
+}  // namespace
+
+bool Geometry::IsMoeLayer(int64_t l) const {
+  if (!has_layer_plan()) return true;
+  if (l < 0 || l >= *num_hidden_layers || num_experts <= 0) return false;
+  if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), l) != mlp_only_layers.end()) {
+    return false;
+  }
+  return decoder_sparse_step > 0 && (l + 1) % decoder_sparse_step == 0;
+}
+
+absl::StatusOr<Geometry> ParseHfConfig(absl::string_view config_json) {
+  json root = json::parse(config_json.begin(), config_json.end(), nullptr,
+                          /*allow_exceptions=*/false);
+  if (root.is_discarded()) return absl::InvalidArgumentError("config.json: not valid JSON");
+  if (!root.is_object()) return absl::InvalidArgumentError("config.json: not a JSON object");
+  const json* cfg = &root;
+  auto tc = root.find("text_config");
+  if (!root.contains("hidden_size") && tc != root.end() && tc->is_object()) cfg = &*tc;
+
+  Geometry g;
+  ASSIGN_OR_RETURN(g.num_experts, RequiredInt(*cfg, "num_experts", "num_local_experts"));
+  ASSIGN_OR_RETURN(g.hidden_size, RequiredInt(*cfg, "hidden_size"));
+  ASSIGN_OR_RETURN(g.moe_intermediate_size, RequiredInt(*cfg, "moe_intermediate_size"));
+  ASSIGN_OR_RETURN(g.num_hidden_layers, IntField(*cfg, "num_hidden_layers"));
+  ASSIGN_OR_RETURN(std::optional<int64_t> step, IntField(*cfg, "decoder_sparse_step"));
+  if (step) {
+    if (*step == 0) {
+      return absl::InvalidArgumentError("config.json: \"decoder_sparse_step\" must be >= 1, got 0");
+    }
+    g.decoder_sparse_step = *step;
+  }
+  auto mo = cfg->find("mlp_only_layers");
+  if (mo != cfg->end() && !mo->is_null()) {
+    if (!mo->is_array()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.json: \"mlp_only_layers\" must be a list of integers, got ", mo->dump()));
+    }
+    for (const json& v : *mo) {
+      if (!v.is_number_integer()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config.json: \"mlp_only_layers\" must hold integers, got ", v.dump()));
+      }
+      g.mlp_only_layers.push_back(v.get<int64_t>());
+    }
+  }
+  for (const char* field : {"dtype", "torch_dtype"}) {
+    auto it = cfg->find(field);
+    if (it == cfg->end() || !it->is_string()) continue;
+    absl::StatusOr<DType> dt = ParseTorchDType(it->get<std::string>());
+    if (dt.ok()) {
+      g.config_dtype = *dt;
+      break;
+    }
+  }
+  return g;
+}
+
+absl::StatusOr<LoraLayout> ParseLoraLayout(absl::string_view name) {
+  if (name == "peft-v0.19") return LoraLayout::kPeftV019;
+  if (name == "peft-v0.18") return LoraLayout::kPeftV018;
+  if (name == "per-expert") return LoraLayout::kPerExpert;
+  return absl::InvalidArgumentError(absl::StrCat("unknown LoRA layout \"", name.substr(0, 64),
+                                                 "\": expected peft-v0.19, peft-v0.18 or per-expert"));
+}
+
+absl::string_view LoraLayoutName(LoraLayout layout) {
+  switch (layout) {
+    case LoraLayout::kPeftV019:
+      return "peft-v0.19";
+    case LoraLayout::kPeftV018:
+      return "peft-v0.18";
+    case LoraLayout::kPerExpert:
+      return "per-expert";
+  }
+  return "?";
+}
+
+absl::Status ValidateOptions(const ConvertOptions& o) {
+  const Geometry& g = o.geometry;
+  // Bounds keep every derived byte count far from int64 overflow.
+  constexpr int64_t kMaxDim = int64_t{1} << 24;
+  struct {
+    const char* name;
+    int64_t v;
+  } dims[] = {{"num_experts", g.num_experts},
+              {"hidden_size", g.hidden_size},
+              {"moe_intermediate_size", g.moe_intermediate_size}};
+  for (const auto& d : dims) {
+    if (d.v <= 0 || d.v > kMaxDim) {
+      return absl::InvalidArgumentError(absl::StrCat("geometry: ", d.name, " must be in [1, ",
+                                                     kMaxDim, "], got ", d.v));
+    }
+  }
+  if (o.ep_size < 1 || o.ep_size > 65536) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ep_size must be in [1, 65536], got ", o.ep_size));
+  }
+  if (o.ep_rank < 0 || o.ep_rank >= o.ep_size) {
+    return absl::InvalidArgumentError(absl::StrCat("ep_rank must be in [0, ep_size=", o.ep_size,
+                                                   "), got ", o.ep_rank));
+  }
+  if (o.dtype && !IsExpertDType(*o.dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat("dtype must be bfloat16, float16 or float32, got ",
+                                                   DTypeName(*o.dtype)));
+  }
+  if (!o.exclude_key_regex.empty()) {
+    RE2::Options ro;
+    ro.set_log_errors(false);
+    ro.set_max_mem(8 << 20);
+    RE2 re(o.exclude_key_regex, ro);
+    if (!re.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("exclude_key_regex \"", o.exclude_key_regex.substr(0, 200),
+                       "\" does not compile (RE2 syntax, no backreferences or lookaround): ",
+                       re.error()));
+    }
+  }
+  if (!o.adapter_config_json.empty()) {
+    json j = json::parse(o.adapter_config_json, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError("adapter_config.json: not a JSON object");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moe_adapter

@@ -1,0 +1,578 @@
+// HF (per-expert) -> native (grouped) session: spec §5, §6, §7.1, §10, §15.
+// Per-expert tensors are transposed straight into their group's output buffer,
+// so the session holds exactly the incomplete groups.
+#include <algorithm>
+#include <map>
+#include <cstring>
+#include <set>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "core/expert_parallel.h"
+#include "core/internal/status_macros.h"
+#include "core/key_mapping.h"
+#include "core/lora_layouts.h"
+#include "core/peft_version.h"
+#include "core/permute.h"
+#include "core/qwen3_moe.h"
+#include "core/session_common.h"
+#include "core/transpose.h"
+#include "moe_adapter/converter.h"
+
+namespace moe_adapter {
+namespace {
+
+// A grouped base tensor being assembled: [E_local, H, 2I] or [E_local, I, H].
+struct BaseGroup {
+  Tensor out;
+  // Per local expert: bit 0 = gate (or down), bit 1 = up.
+  std::vector<uint8_t> have;
+  std::vector<DType> part_dtype;  // dtype of the first part seen per expert
+  int64_t missing_parts = 0;
+};
+
+// One layer's per-expert LoRA being regrouped (spec §6.2 reverse, §15.3).
+struct LoraGroup {
+  // Index by SubRole below.
+  Tensor out[4];                 // A_gu [E,H,r], B_gu [E,r,2I], A_dn [E,I,r], B_dn [E,r,H]
+  int64_t rank[2] = {-1, -1};    // gate/up pair, down pair
+  std::vector<uint8_t> have[6];  // gate_A, up_A, gate_B, up_B, down_A, down_B
+  int64_t count[6] = {0, 0, 0, 0, 0, 0};
+  bool emitted[4] = {false, false, false, false};
+  DType dtype = DType::kF32;
+  bool dtype_set = false;
+};
+
+int SubIndex(KeyRole r) {
+  switch (r) {
+    case KeyRole::kHfLoraGateA: return 0;
+    case KeyRole::kHfLoraUpA: return 1;
+    case KeyRole::kHfLoraGateB: return 2;
+    case KeyRole::kHfLoraUpB: return 3;
+    case KeyRole::kHfLoraDownA: return 4;
+    case KeyRole::kHfLoraDownB: return 5;
+    default: return -1;
+  }
+}
+
+// Which native output each per-expert sub-role feeds.
+int OutIndex(int sub) { return sub < 2 ? 0 : sub < 4 ? 1 : sub == 4 ? 2 : 3; }
+
+constexpr KeyRole kLoraOutRoles[4] = {KeyRole::kNativeLoraGateUpA, KeyRole::kNativeLoraGateUpB,
+                                      KeyRole::kNativeLoraDownA, KeyRole::kNativeLoraDownB};
+constexpr KeyRole kSubRoles[6] = {KeyRole::kHfLoraGateA, KeyRole::kHfLoraUpA, KeyRole::kHfLoraGateB,
+                                  KeyRole::kHfLoraUpB,   KeyRole::kHfLoraDownA, KeyRole::kHfLoraDownB};
+
+using LayerKey = std::pair<std::string, int64_t>;  // (prefix, layer)
+
+class FromHfSession final : public FromHfConverter {
+ public:
+  explicit FromHfSession(const ConvertOptions& o, std::optional<LoraLayout> pw_layout)
+      : opts_(o),
+        family_(Qwen3MoeFamily()),
+        range_(EpRange(o.geometry.num_experts, o.ep_size, o.ep_rank)),
+        target_(o.dtype ? o.dtype : o.geometry.config_dtype),
+        pw_layout_(pw_layout) {
+    if (range_.size() == 0) {
+      warnings_.push_back(absl::StrCat("ep_rank ", o.ep_rank, " of ", o.ep_size, " owns no experts (E=",
+                                       o.geometry.num_experts, "): no grouped expert tensors are produced"));
+    }
+  }
+
+  absl::StatusOr<TensorPlan> Plan(const TensorInfo& in) override {
+    if (!inputs_.insert(in.name).second) {
+      return absl::InvalidArgumentError(absl::StrCat("input key \"", in.name, "\" appears twice"));
+    }
+    TensorPlan plan;
+    plan.input = in;
+    if (absl::EndsWith(in.name, "_scale_inv")) {
+      return absl::UnimplementedError(absl::StrCat(
+          "key \"", in.name,
+          "\": FP8 checkpoints are not supported yet (block scales *_scale_inv would be needed to dequantise)"));
+    }
+    KeyParts parts;
+    ASSIGN_OR_RETURN(KeyRole role, family_.hf->Classify(in.name, &parts));
+    plan.role = static_cast<int>(role);
+    plan.prefix = parts.prefix;
+    plan.layer = parts.layer;
+    plan.expert = parts.expert;
+    if (role == KeyRole::kOther) {
+      plan.kind = TensorPlan::Kind::kPassThrough;
+      return plan;
+    }
+    const Geometry& g = opts_.geometry;
+    if (!g.IsMoeLayer(parts.layer)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key \"", in.name, "\": layer ", parts.layer,
+          " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step)"));
+    }
+    if (IsParamWrapperRole(role)) return PlanParamWrapper(plan, role);
+    if (parts.expert >= g.num_experts) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert id ", parts.expert,
+                                                     " is out of range, the model has E=", g.num_experts,
+                                                     " experts (ids 0..", g.num_experts - 1, ")"));
+    }
+    if (IsPerExpertLoraRole(role)) return PlanLoraPerExpert(plan, role);
+    return PlanBase(plan, role);
+  }
+
+  absl::Status Add(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
+    if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": data does not match its header"));
+    }
+    const KeyRole role = static_cast<KeyRole>(plan.role);
+    switch (plan.kind) {
+      case TensorPlan::Kind::kDrop:
+        return absl::OkStatus();
+      case TensorPlan::Kind::kPassThrough:
+        RETURN_IF_ERROR(registry_.Claim(plan.input.name));
+        return sink(NamedTensor{plan.input.name, in});
+      case TensorPlan::Kind::kSlabs:
+        return absl::InternalError("from_hf has no slab plans");
+      case TensorPlan::Kind::kWhole:
+        break;
+    }
+    if (IsParamWrapperRole(role)) return AddParamWrapper(plan, role, in, sink);
+    if (IsPerExpertLoraRole(role)) return AddLoraPerExpert(plan, role, in, sink);
+    return AddBase(plan, role, in, sink);
+  }
+
+  absl::Status Finish(const TensorSink& sink) override {
+    RETURN_IF_ERROR(CheckBaseComplete());
+    RETURN_IF_ERROR(CheckLoraComplete());
+    if (!deferred_.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot tell the LoRA layout of this adapter: all ", deferred_.size(),
+          " expert ParamWrapper tensors (first \"", deferred_.front().name,
+          "\") fit both peft-v0.18 and peft-v0.19 (their shapes coincide when H == 2I or H == I); pass "
+          "--lora-layout peft-v0.19|peft-v0.18, or the adapter_config.json (its peft_version decides)"));
+    }
+    (void)sink;
+    return absl::OkStatus();
+  }
+
+  size_t HeldBytes() const override { return held_; }
+
+  std::map<std::string, std::string> OutputMetadata() const override {
+    if (opts_.ep_size <= 1) return {};
+    return EpMetadata(opts_.geometry.num_experts, opts_.ep_size, opts_.ep_rank);
+  }
+
+  std::vector<std::string> Warnings() const override { return warnings_; }
+
+ private:
+  // ---- base expert weights -------------------------------------------------
+
+  absl::StatusOr<TensorPlan> PlanBase(TensorPlan& plan, KeyRole role) {
+    const Geometry& g = opts_.geometry;
+    const TensorInfo& in = plan.input;
+    const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
+    if (!IsExpertDType(in.dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert weights must be F32, BF16 or F16, got ",
+                                                     DTypeName(in.dtype)));
+    }
+    Shape want = role == KeyRole::kHfDown ? Shape{H, I} : Shape{I, H};
+    if (in.shape != want) {
+      return absl::InvalidArgumentError(ShapeMismatch(
+          in.name, role == KeyRole::kHfDown ? "per-expert down_proj [H, I]" : absl::StrCat("per-expert ", KeyRoleName(role), " [I, H]"),
+          want, in.shape));
+    }
+    const KeyRole native = role == KeyRole::kHfDown ? KeyRole::kNativeDown : KeyRole::kNativeGateUp;
+    std::string native_key = family_.all->Format(native, KeyParts{plan.prefix, plan.layer, -1});
+    touched_.insert({plan.prefix, plan.layer});
+    if (!range_.contains(plan.expert)) {
+      // Another rank's expert: valid, not ours (spec §7.1).
+      if (!seen_other_.insert(in.name).second) {
+        return absl::InvalidArgumentError(absl::StrCat("input key \"", in.name, "\" appears twice"));
+      }
+      plan.kind = TensorPlan::Kind::kDrop;
+      return plan;
+    }
+    if (completed_.count(native_key)) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor, group \"",
+                                                     native_key, "\" is already complete"));
+    }
+    auto it = groups_.find(native_key);
+    const int bit = role == KeyRole::kHfUp ? 2 : 1;
+    const int64_t slot = plan.expert - range_.begin;
+    if (it != groups_.end()) {
+      const BaseGroup& grp = it->second;
+      if (grp.have[slot] & bit) {
+        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor"));
+      }
+      if (grp.have[slot] && grp.part_dtype[slot] != in.dtype) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "key \"", in.name, "\": gate_proj and up_proj of expert ", plan.expert, " have different dtypes (",
+            DTypeName(grp.part_dtype[slot]), " vs ", DTypeName(in.dtype), ")"));
+      }
+      if (!target_ && grp.out.dtype != in.dtype) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "key \"", in.name, "\": dtype ", DTypeName(in.dtype), " differs from the other experts of \"", native_key,
+            "\" (", DTypeName(grp.out.dtype), "); pass a target dtype (--dtype) to cast them to one"));
+      }
+    } else {
+      const DType out = target_.value_or(in.dtype);
+      plan.hold_bytes = static_cast<size_t>(range_.size() * H * 2 * I) * DTypeSize(out) /
+                        (native == KeyRole::kNativeDown ? 2 : 1);
+    }
+    plan.kind = TensorPlan::Kind::kWhole;
+    return plan;
+  }
+
+  absl::Status AddBase(const TensorPlan& plan, KeyRole role, const Tensor& in, const TensorSink& sink) {
+    const Geometry& g = opts_.geometry;
+    const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
+    const KeyRole native = role == KeyRole::kHfDown ? KeyRole::kNativeDown : KeyRole::kNativeGateUp;
+    std::string native_key = family_.all->Format(native, KeyParts{plan.prefix, plan.layer, -1});
+    auto it = groups_.find(native_key);
+    if (it == groups_.end()) {
+      BaseGroup grp;
+      const DType out = target_.value_or(in.dtype);
+      grp.out = native == KeyRole::kNativeGateUp ? Tensor::Allocate(out, {range_.size(), H, 2 * I})
+                                                 : Tensor::Allocate(out, {range_.size(), I, H});
+      grp.have.assign(range_.size(), 0);
+      grp.part_dtype.assign(range_.size(), in.dtype);
+      grp.missing_parts = range_.size() * (native == KeyRole::kNativeGateUp ? 2 : 1);
+      held_ += grp.out.nbytes();
+      it = groups_.emplace(native_key, std::move(grp)).first;
+    }
+    BaseGroup& grp = it->second;
+    const int64_t slot = plan.expert - range_.begin;
+    const int bit = role == KeyRole::kHfUp ? 2 : 1;
+    if (grp.have[slot] == 0) grp.part_dtype[slot] = in.dtype;
+    grp.have[slot] |= bit;
+    --grp.missing_parts;
+    const size_t out_elem = DTypeSize(grp.out.dtype);
+    if (native == KeyRole::kNativeGateUp) {
+      // gate_e / up_e [I, H] -> columns [0, I) / [I, 2I) of G[e] [H, 2I].
+      uint8_t* dst = grp.out.mutable_data() + (slot * H * 2 * I + (role == KeyRole::kHfUp ? I : 0)) * out_elem;
+      TransposeCast({in.data.data(), in.dtype, H, dst, grp.out.dtype, 2 * I, I, H});
+    } else {
+      // down_e [H, I] -> D[e] [I, H].
+      uint8_t* dst = grp.out.mutable_data() + slot * I * H * out_elem;
+      TransposeCast({in.data.data(), in.dtype, I, dst, grp.out.dtype, H, H, I});
+    }
+    if (grp.missing_parts > 0) return absl::OkStatus();
+    Tensor out = std::move(grp.out);
+    held_ -= out.nbytes();
+    groups_.erase(it);
+    completed_.insert(native_key);
+    RETURN_IF_ERROR(registry_.Claim(native_key));
+    return sink(NamedTensor{std::move(native_key), std::move(out)});
+  }
+
+  // The reference's message (spec §10), with the same facts.
+  absl::Status CheckBaseComplete() {
+    const Geometry& g = opts_.geometry;
+    std::vector<std::string> missing;
+    std::set<int64_t> layers;
+    int64_t total = 0;
+    for (const LayerKey& lk : touched_) {
+      layers.insert(lk.second);
+      total += 3 * range_.size();
+      for (KeyRole native : {KeyRole::kNativeGateUp, KeyRole::kNativeDown}) {
+        std::string native_key = family_.all->Format(native, KeyParts{lk.first, lk.second, -1});
+        if (completed_.count(native_key) || range_.size() == 0) continue;
+        auto it = groups_.find(native_key);
+        for (int64_t e = range_.begin; e < range_.end; ++e) {
+          const uint8_t have = it == groups_.end() ? 0 : it->second.have[e - range_.begin];
+          KeyParts p{lk.first, lk.second, e};
+          if (native == KeyRole::kNativeGateUp) {
+            if (!(have & 1)) missing.push_back(family_.all->Format(KeyRole::kHfGate, p));
+            if (!(have & 2)) missing.push_back(family_.all->Format(KeyRole::kHfUp, p));
+          } else if (!(have & 1)) {
+            missing.push_back(family_.all->Format(KeyRole::kHfDown, p));
+          }
+        }
+      }
+    }
+    if (!missing.empty()) {
+      std::vector<int64_t> ids;
+      for (int64_t e = range_.begin; e < range_.end; ++e) ids.push_back(e);
+      const size_t n = missing.size();
+      std::vector<std::string> first(missing.begin(), missing.begin() + std::min<size_t>(5, n));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Expert weights missing from checkpoint",
+          opts_.ep_size > 1 ? absl::StrCat(" (rank ", opts_.ep_rank, ")") : std::string(), ": ", n, "/", total,
+          " required weights not found. Layers with experts: [", absl::StrJoin(layers, ", "),
+          "], Required experts: ", IdsText(ids), ". First few missing keys: [", absl::StrJoin(first, ", "), "]",
+          n > 5 ? absl::StrCat(" (and ", n - 5, " more)") : std::string()));
+    }
+    // With a full config, base weights imply every MoE layer has its experts.
+    if (g.has_layer_plan() && !touched_.empty()) {
+      std::vector<int64_t> absent;
+      for (int64_t l = 0; l < *g.num_hidden_layers; ++l) {
+        if (g.IsMoeLayer(l) && !layers.count(l)) absent.push_back(l);
+      }
+      if (!absent.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config.json declares MoE layers with no expert weights in the input: layers ", IdsText(absent),
+            " (num_hidden_layers=", *g.num_hidden_layers, ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- per-expert LoRA -----------------------------------------------------
+
+  absl::StatusOr<TensorPlan> PlanLoraPerExpert(TensorPlan& plan, KeyRole role) {
+    const TensorInfo& in = plan.input;
+    if (in.shape.size() != 2) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": per-expert LoRA ", KeyRoleName(role),
+                                                     " must be 2-D, got ", ShapeString(in.shape)));
+    }
+    const int sub = SubIndex(role);
+    const int64_t r = (role == KeyRole::kHfLoraGateA || role == KeyRole::kHfLoraUpA || role == KeyRole::kHfLoraDownA)
+                          ? in.shape[0]
+                          : in.shape[1];
+    Shape want = PerExpertLoraShape(role, opts_.geometry, r);
+    if (r <= 0 || in.shape != want) {
+      return absl::InvalidArgumentError(
+          ShapeMismatch(in.name, absl::StrCat("per-expert LoRA ", KeyRoleName(role)), want, in.shape));
+    }
+    LayerKey lk{plan.prefix, plan.layer};
+    auto it = lora_.find(lk);
+    if (it != lora_.end()) {
+      const LoraGroup& grp = it->second;
+      const int pair = sub < 4 ? 0 : 1;
+      if (grp.rank[pair] >= 0 && grp.rank[pair] != r) {
+        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": LoRA rank ", r,
+                                                       " differs from rank ", grp.rank[pair],
+                                                       " of the other ", pair == 0 ? "gate/up" : "down",
+                                                       " LoRA tensors of this layer"));
+      }
+      if (grp.dtype_set && grp.dtype != in.dtype) {
+        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": dtype ", DTypeName(in.dtype),
+                                                       " differs from the layer's other LoRA tensors (",
+                                                       DTypeName(grp.dtype), ")"));
+      }
+      if (!grp.have[sub].empty() && grp.have[sub][plan.expert]) {
+        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor"));
+      }
+      if (grp.emitted[OutIndex(sub)]) {
+        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor (group already complete)"));
+      }
+      if (grp.out[OutIndex(sub)].data.data() == nullptr) {
+        plan.hold_bytes = LoraOutBytes(OutIndex(sub), r, in.dtype);
+      }
+    } else {
+      plan.hold_bytes = LoraOutBytes(OutIndex(sub), r, in.dtype);
+    }
+    plan.kind = TensorPlan::Kind::kWhole;
+    return plan;
+  }
+
+  size_t LoraOutBytes(int out, int64_t r, DType dt) const {
+    Shape s = NativeLoraShape(kLoraOutRoles[out], opts_.geometry, r);
+    return static_cast<size_t>(s[0] * s[1] * s[2]) * DTypeSize(dt);
+  }
+
+  absl::Status AddLoraPerExpert(const TensorPlan& plan, KeyRole role, const Tensor& in, const TensorSink& sink) {
+    const Geometry& g = opts_.geometry;
+    const int64_t E = g.num_experts, I = g.moe_intermediate_size;
+    const int sub = SubIndex(role);
+    const int out_idx = OutIndex(sub);
+    const int64_t r = (sub == 0 || sub == 1 || sub == 4) ? in.shape[0] : in.shape[1];
+    LoraGroup& grp = lora_[LayerKey{plan.prefix, plan.layer}];
+    if (!grp.dtype_set) {
+      grp.dtype = in.dtype;
+      grp.dtype_set = true;
+    }
+    grp.rank[sub < 4 ? 0 : 1] = r;
+    if (grp.have[sub].empty()) grp.have[sub].assign(E, 0);
+    Tensor& out = grp.out[out_idx];
+    if (out.data.data() == nullptr) {
+      out = Tensor::Allocate(in.dtype, NativeLoraShape(kLoraOutRoles[out_idx], g, r));
+      held_ += out.nbytes();
+    }
+    const size_t elem = DTypeSize(in.dtype);
+    const int64_t e = plan.expert;
+    const int64_t rows = in.shape[0], cols = in.shape[1];
+    const int64_t slot_elems = out.shape[1] * out.shape[2];
+    uint8_t* slot = out.mutable_data() + e * slot_elems * elem;
+    if (sub == 0 || sub == 1) {
+      // gate/up lora_A [r, H] share one grouped A_gu[e] = A^T [H, r]: the
+      // second to arrive must equal the first, bit for bit (spec §15.3).
+      const int other = 1 - sub;
+      const bool other_there = !grp.have[other].empty() && grp.have[other][e];
+      if (other_there) {
+        std::vector<uint8_t> tmp(static_cast<size_t>(slot_elems) * elem);
+        TransposeBytes(in.data.data(), cols, tmp.data(), rows, rows, cols, elem);
+        if (std::memcmp(tmp.data(), slot, tmp.size()) != 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "key \"", plan.input.name, "\": gate_proj.lora_A and up_proj.lora_A of expert ", e, " in layer ",
+              plan.layer, " differ; the grouped format shares one lora_A between gate and up"));
+        }
+      } else {
+        TransposeBytes(in.data.data(), cols, slot, rows, rows, cols, elem);
+      }
+    } else if (sub == 2 || sub == 3) {
+      // gate/up lora_B [I, r] -> columns [0, I) / [I, 2I) of B_gu[e] [r, 2I].
+      TransposeBytes(in.data.data(), cols, slot + (sub == 3 ? I : 0) * elem, 2 * I, rows, cols, elem);
+    } else {
+      // down lora_A [r, I] -> A_dn[e] [I, r]; down lora_B [H, r] -> B_dn[e] [r, H].
+      TransposeBytes(in.data.data(), cols, slot, rows, rows, cols, elem);
+    }
+    grp.have[sub][e] = 1;
+    ++grp.count[sub];
+    // Emit an output once every sub-role feeding it has all E experts.
+    const int first = out_idx == 0 ? 0 : out_idx == 1 ? 2 : out_idx + 2;
+    const int last = out_idx < 2 ? first + 1 : first;
+    for (int s = first; s <= last; ++s) {
+      if (grp.count[s] != E) return absl::OkStatus();
+    }
+    std::string key = family_.all->Format(kLoraOutRoles[out_idx], KeyParts{plan.prefix, plan.layer, -1});
+    Tensor done = std::move(out);
+    out = Tensor();
+    held_ -= done.nbytes();
+    grp.emitted[out_idx] = true;
+    RETURN_IF_ERROR(registry_.Claim(key));
+    return sink(NamedTensor{std::move(key), std::move(done)});
+  }
+
+  absl::Status CheckLoraComplete() {
+    const int64_t E = opts_.geometry.num_experts;
+    for (const auto& [lk, grp] : lora_) {
+      // gate and up come together (one shared A, one B across 2I); A with B.
+      const bool gu = grp.count[0] || grp.count[1] || grp.count[2] || grp.count[3];
+      const bool dn = grp.count[4] || grp.count[5];
+      for (int s = 0; s < 6; ++s) {
+        if ((s < 4 && !gu) || (s >= 4 && !dn) || grp.count[s] == E) continue;
+        std::vector<int64_t> absent;
+        for (int64_t e = 0; e < E; ++e) {
+          if (grp.have[s].empty() || !grp.have[s][e]) absent.push_back(e);
+        }
+        std::string example = family_.all->Format(kSubRoles[s], KeyParts{lk.first, lk.second, absent.front()});
+        return absl::InvalidArgumentError(absl::StrCat(
+            "per-expert LoRA of layer ", lk.second, " is incomplete: ", KeyRoleName(kSubRoles[s]), " has ",
+            grp.count[s], " of E=", E, " experts, missing ids ", IdsText(absent), " (first missing key \"", example,
+            "\")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- ParamWrapper LoRA ---------------------------------------------------
+
+  absl::StatusOr<TensorPlan> PlanParamWrapper(TensorPlan& plan, KeyRole role) {
+    const TensorInfo& in = plan.input;
+    const Geometry& g = opts_.geometry;
+    if (opts_.lora_layout == LoraLayout::kPerExpert) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name,
+                                                     "\": a ParamWrapper LoRA tensor, but the LoRA layout was given as "
+                                                     "per-expert; pass --lora-layout peft-v0.19 or peft-v0.18"));
+    }
+    plan.kind = TensorPlan::Kind::kWhole;
+    if (pw_layout_) {
+      if (!ParamWrapperFit(role, *pw_layout_, in.shape, g)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "key \"", in.name, "\": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
+            ParamWrapperExpectation(role, *pw_layout_, g), " for layout ", LoraLayoutName(*pw_layout_), " (",
+            pw_layout_source_, ")"));
+      }
+      return plan;
+    }
+    const bool v18 = ParamWrapperFit(role, LoraLayout::kPeftV018, in.shape, g).has_value();
+    const bool v19 = ParamWrapperFit(role, LoraLayout::kPeftV019, in.shape, g).has_value();
+    if (!v18 && !v19) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key \"", in.name, "\": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
+          ParamWrapperExpectation(role, LoraLayout::kPeftV019, g), " (peft-v0.19) or ",
+          ParamWrapperExpectation(role, LoraLayout::kPeftV018, g), " (peft-v0.18)"));
+    }
+    if (v18 != v19) {
+      const LoraLayout fits = v19 ? LoraLayout::kPeftV019 : LoraLayout::kPeftV018;
+      if (shape_layout_ && *shape_layout_ != fits) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "key \"", in.name, "\": its shape ", ShapeString(in.shape), " fits only ", LoraLayoutName(fits),
+            " but \"", shape_layout_key_, "\" fits only ", LoraLayoutName(*shape_layout_),
+            ": the adapter mixes layouts"));
+      }
+      shape_layout_ = fits;
+      shape_layout_key_ = in.name;
+    } else if (!shape_layout_) {
+      plan.hold_bytes = static_cast<size_t>(in.shape[0] * in.shape[1]) * DTypeSize(in.dtype);
+    }
+    return plan;
+  }
+
+  absl::Status AddParamWrapper(const TensorPlan& plan, KeyRole role, const Tensor& in, const TensorSink& sink) {
+    std::optional<LoraLayout> layout = pw_layout_ ? pw_layout_ : shape_layout_;
+    if (!layout) {
+      deferred_.push_back(Deferred{plan.input.name, role, plan.prefix, plan.layer, in});
+      held_ += in.nbytes();
+      return absl::OkStatus();
+    }
+    // A decisive tensor arrived: convert the ones that waited for it first.
+    std::vector<Deferred> waiting;
+    waiting.swap(deferred_);
+    for (Deferred& d : waiting) {
+      held_ -= d.tensor.nbytes();
+      RETURN_IF_ERROR(EmitParamWrapper(d.name, d.role, d.prefix, d.layer, *layout, d.tensor, sink));
+    }
+    return EmitParamWrapper(plan.input.name, role, plan.prefix, plan.layer, *layout, in, sink);
+  }
+
+  absl::Status EmitParamWrapper(const std::string& name, KeyRole role, const std::string& prefix, int64_t layer,
+                                LoraLayout layout, const Tensor& in, const TensorSink& sink) {
+    ASSIGN_OR_RETURN(Tensor native, ParamWrapperToNative(name, role, layout, in, opts_.geometry));
+    std::string key = family_.all->Format(NativeRoleForParamWrapper(role, layout), KeyParts{prefix, layer, -1});
+    RETURN_IF_ERROR(registry_.Claim(key));
+    return sink(NamedTensor{std::move(key), std::move(native)});
+  }
+
+  struct Deferred {
+    std::string name;
+    KeyRole role;
+    std::string prefix;
+    int64_t layer;
+    Tensor tensor;
+  };
+
+  ConvertOptions opts_;
+  const ModelFamily& family_;
+  ExpertRange range_;
+  std::optional<DType> target_;
+  absl::flat_hash_set<std::string> inputs_;
+  absl::flat_hash_set<std::string> seen_other_;
+  OutputRegistry registry_;
+  std::map<std::string, BaseGroup> groups_;
+  std::set<std::string> completed_;
+  std::set<LayerKey> touched_;
+  std::map<LayerKey, LoraGroup> lora_;
+  std::optional<LoraLayout> pw_layout_;  // from the option or adapter_config.json
+ public:
+  std::string pw_layout_source_;
+ private:
+  std::optional<LoraLayout> shape_layout_;  // decided by a tensor only one layout fits
+  std::string shape_layout_key_;
+  std::vector<Deferred> deferred_;
+  size_t held_ = 0;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const ConvertOptions& options) {
+  RETURN_IF_ERROR(ValidateOptions(options));
+  std::optional<LoraLayout> layout;
+  std::string source;
+  if (options.lora_layout && *options.lora_layout != LoraLayout::kPerExpert) {
+    layout = options.lora_layout;
+    source = "given as an option";
+  } else if (!options.lora_layout && !options.adapter_config_json.empty()) {
+    ASSIGN_OR_RETURN(layout, LayoutFromAdapterConfig(options.adapter_config_json, &source));
+  }
+  auto session = std::make_unique<FromHfSession>(options, layout);
+  session->pw_layout_source_ = source;
+  return std::unique_ptr<FromHfConverter>(std::move(session));
+}
+
+absl::Status FromHfConverter::Add(const NamedTensor& input, const TensorSink& sink) {
+  ASSIGN_OR_RETURN(TensorPlan plan, Plan(input.info()));
+  return Add(plan, input.tensor, sink);
+}
+
+}  // namespace moe_adapter

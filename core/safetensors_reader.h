@@ -1,0 +1,111 @@
+// File: core/safetensors_reader.h
+//
+// Reads one .safetensors file by mmap'ing it: the header is validated as
+// strictly as the official reader does (and a tensor named twice is refused
+// too), and tensors come back as views of the mapping, never copies.
+//
+// Example:
+//   ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> file,
+//                    SafetensorsFile::Open("model.safetensors"));
+//   for (size_t i = 0; i < file->tensors().size(); ++i) {
+//     NamedTensor t = file->GetAt(i);  // bytes point into the mapping
+//     ...
+//   }
+//
+// Ownership: every returned tensor holds a reference to the SafetensorsFile,
+// so the mapping lives until the last tensor is gone, even after the caller
+// drops the file handle. A file truncated by another process while mapped
+// makes reads fault (SIGBUS); that is the usual mmap contract.
+//
+// Thread-safety: a SafetensorsFile is immutable after Open(); all methods are
+// const and safe to call from several threads.
+#ifndef MOE_ADAPTER_CORE_SAFETENSORS_READER_H_
+#define MOE_ADAPTER_CORE_SAFETENSORS_READER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "moe_adapter/tensor.h"
+
+namespace moe_adapter {
+
+// SafetensorsHeader: a validated header. `tensors` and `offsets` are parallel
+// and sorted by data offset (the file's order, spec §15.6), zero-size tensors
+// sharing an offset by name. Offsets are relative to the data section.
+struct SafetensorsHeader {
+  std::vector<TensorInfo> tensors;
+  std::vector<std::pair<uint64_t, uint64_t>> offsets;  // [begin, end)
+  std::map<std::string, std::string> metadata;
+};
+
+// ParseSafetensorsHeader(): validates the JSON header `json` of a file whose
+// data section holds `data_size` bytes. The tensors, sorted by offset, must
+// tile [0, data_size) exactly. kInvalidArgument for any defect, with a message
+// starting with `source` (the file path) and naming the key.
+absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view json,
+                                                         uint64_t data_size,
+                                                         absl::string_view source);
+
+// SafetensorsFile: one mmap'ed, validated safetensors file.
+class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
+ public:
+  // Open(): maps `path` read-only. kNotFound when it does not exist,
+  // kInvalidArgument for a malformed file, other errno errors as their codes.
+  static absl::StatusOr<std::shared_ptr<SafetensorsFile>> Open(const std::string& path);
+
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+  ~SafetensorsFile();
+
+  const std::string& path() const { return path_; }
+
+  // tensors(): in data-offset order.
+  const std::vector<TensorInfo>& tensors() const { return header_.tensors; }
+  size_t num_tensors() const { return header_.tensors.size(); }
+
+  // The `__metadata__` map (empty when the header has none).
+  const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
+
+  // IndexOf(): position of `name` in tensors(), kNotFound when absent.
+  absl::StatusOr<size_t> IndexOf(absl::string_view name) const;
+  bool Contains(absl::string_view name) const { return index_.contains(name); }
+
+  // Get(): the tensor named `name` (kNotFound when absent), a view of the mapping.
+  absl::StatusOr<NamedTensor> Get(absl::string_view name) const;
+
+  // GetAt(): the tensor at `index` < num_tensors(), a view of the mapping.
+  NamedTensor GetAt(size_t index) const;
+
+  // data_offset(): absolute file offset of the first byte of tensor `index`.
+  uint64_t data_offset(size_t index) const;
+  // nbytes(): byte size of tensor `index`.
+  uint64_t nbytes(size_t index) const;
+
+  // header_size(): N, the JSON header's length (data starts at 8 + N).
+  uint64_t header_size() const { return header_size_; }
+  size_t file_size() const { return size_; }
+  // mapped_data(): the whole file, file_size() bytes.
+  const uint8_t* mapped_data() const { return base_; }
+
+ private:
+  SafetensorsFile() = default;
+
+  std::string path_;
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  uint64_t header_size_ = 0;
+  SafetensorsHeader header_;
+  absl::flat_hash_map<std::string, size_t> index_;
+};
+
+}  // namespace moe_adapter
+
+#endif  // MOE_ADAPTER_CORE_SAFETENSORS_READER_H_

@@ -1,0 +1,51 @@
+#include "core/session_common.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "re2/re2.h"
+
+namespace moe_adapter {
+
+ExcludeFilter::ExcludeFilter(const std::string& regex) {
+  if (regex.empty()) return;
+  RE2::Options opts;
+  opts.set_log_errors(false);
+  opts.set_max_mem(8 << 20);
+  re_ = std::make_unique<RE2>(regex, opts);
+  if (!re_->ok()) re_.reset();
+}
+
+ExcludeFilter::~ExcludeFilter() = default;
+
+bool ExcludeFilter::Excludes(absl::string_view key) const {
+  if (!re_) return false;
+  return re_->Match(re2::StringPiece(key.data(), key.size()), 0, key.size(), RE2::ANCHOR_START,
+                    nullptr, 0);
+}
+
+absl::Status OutputRegistry::Claim(const std::string& key) {
+  if (!keys_.insert(key).second) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("output key \"", key, "\" would be written twice (two inputs map to it)"));
+  }
+  return absl::OkStatus();
+}
+
+std::string IdsText(const std::vector<int64_t>& ids) {
+  bool run = ids.size() > 8;
+  for (size_t i = 1; run && i < ids.size(); ++i) run = ids[i] == ids[i - 1] + 1;
+  if (run) return absl::StrCat("[", ids.front(), "..", ids.back(), "]");
+  if (ids.size() > 16) {
+    std::vector<int64_t> head(ids.begin(), ids.begin() + 16);
+    return absl::StrCat("[", absl::StrJoin(head, ", "), ", ... (", ids.size(), " in all)]");
+  }
+  return absl::StrCat("[", absl::StrJoin(ids, ", "), "]");
+}
+
+std::string ShapeMismatch(absl::string_view key, absl::string_view what, const Shape& expected,
+                          const Shape& actual) {
+  return absl::StrCat("key \"", key, "\": ", what, " must have shape ", ShapeString(expected),
+                      ", got ", ShapeString(actual));
+}
+
+}  // namespace moe_adapter

@@ -1,0 +1,52 @@
+// Pieces both conversion directions share: the exclude filter, the output-key
+// registry that refuses duplicates, and message helpers.
+#ifndef MOE_ADAPTER_CORE_SESSION_COMMON_H_
+#define MOE_ADAPTER_CORE_SESSION_COMMON_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "moe_adapter/converter.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace moe_adapter {
+
+// ExcludeFilter: Python re.match semantics (anchored at the start only) on
+// output keys, with RE2 so untrusted patterns run in linear time.
+class ExcludeFilter {
+ public:
+  explicit ExcludeFilter(const std::string& regex);  // regex compiled by ValidateOptions
+  ~ExcludeFilter();
+  bool Excludes(absl::string_view key) const;
+
+ private:
+  std::unique_ptr<re2::RE2> re_;
+};
+
+// OutputRegistry: every key a session emits, so two inputs can never write the
+// same output key (the reference would silently keep the later one).
+class OutputRegistry {
+ public:
+  absl::Status Claim(const std::string& key);
+
+ private:
+  absl::flat_hash_set<std::string> keys_;
+};
+
+// IdsText(): "[0, 1, 2]" or "[0..127]" for long runs, for messages.
+std::string IdsText(const std::vector<int64_t>& ids);
+
+// DTypeMismatch(): "key K: expected dtype X, got Y" style message helper.
+std::string ShapeMismatch(absl::string_view key, absl::string_view what, const Shape& expected,
+                          const Shape& actual);
+
+}  // namespace moe_adapter
+
+#endif  // MOE_ADAPTER_CORE_SESSION_COMMON_H_

@@ -1,0 +1,250 @@
+// Native (grouped) -> HF (per-expert) session: spec §4, §6, §7.2, §15.
+#include <set>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/expert_parallel.h"
+#include "core/internal/status_macros.h"
+#include "core/key_mapping.h"
+#include "core/lora_layouts.h"
+#include "core/permute.h"
+#include "core/qwen3_moe.h"
+#include "core/session_common.h"
+#include "core/transpose.h"
+#include "moe_adapter/converter.h"
+
+namespace moe_adapter {
+namespace {
+
+class ToHfSession final : public ToHfConverter {
+ public:
+  explicit ToHfSession(const ConvertOptions& o)
+      : opts_(o),
+        family_(Qwen3MoeFamily()),
+        exclude_(o.exclude_key_regex),
+        range_(EpRange(o.geometry.num_experts, o.ep_size, o.ep_rank)),
+        layout_(o.lora_layout.value_or(LoraLayout::kPeftV019)) {
+    if (range_.size() == 0) {
+      warnings_.push_back(absl::StrCat("ep_rank ", o.ep_rank, " of ", o.ep_size, " owns no experts (E=",
+                                       o.geometry.num_experts, "): no expert tensors are produced"));
+    }
+  }
+
+  absl::StatusOr<TensorPlan> Plan(const TensorInfo& in) override {
+    if (!inputs_.insert(in.name).second) {
+      return absl::InvalidArgumentError(absl::StrCat("input key \"", in.name, "\" appears twice"));
+    }
+    TensorPlan plan;
+    plan.input = in;
+    KeyParts parts;
+    ASSIGN_OR_RETURN(KeyRole role, family_.native->Classify(in.name, &parts));
+    plan.role = static_cast<int>(role);
+    plan.prefix = parts.prefix;
+    plan.layer = parts.layer;
+    if (role == KeyRole::kOther) {
+      plan.kind = exclude_.Excludes(in.name) ? TensorPlan::Kind::kDrop : TensorPlan::Kind::kPassThrough;
+      return plan;
+    }
+    const Geometry& g = opts_.geometry;
+    if (!g.IsMoeLayer(parts.layer)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key \"", in.name, "\": layer ", parts.layer,
+          " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step)"));
+    }
+    if (role == KeyRole::kNativeGateUp || role == KeyRole::kNativeDown) {
+      if (!IsExpertDType(in.dtype)) {
+        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert weights must be F32, BF16 or F16, got ",
+                                                       DTypeName(in.dtype)));
+      }
+      const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
+      Shape want = role == KeyRole::kNativeGateUp ? Shape{range_.size(), H, 2 * I}
+                                                  : Shape{range_.size(), I, H};
+      if (in.shape != want) {
+        std::string what = role == KeyRole::kNativeGateUp ? "grouped gate_and_up_projs [E_local, H, 2I]"
+                                                          : "grouped down_projs [E_local, I, H]";
+        std::string ep = opts_.ep_size > 1 ? absl::StrCat(" (E_local = ", range_.size(), " experts ", range_.begin,
+                                                           ":", range_.end, " of rank ", opts_.ep_rank, "/",
+                                                           opts_.ep_size, ")")
+                                           : "";
+        return absl::InvalidArgumentError(ShapeMismatch(in.name, what, want, in.shape) + ep);
+      }
+      plan.kind = TensorPlan::Kind::kSlabs;
+      plan.num_slabs = range_.size();
+      plan.slab_bytes = static_cast<size_t>(want[1] * want[2]) * DTypeSize(in.dtype);
+      covered_.insert({parts.layer, static_cast<int>(role)});
+      return plan;
+    }
+    // Native LoRA: full E on dim 0 (never EP-split), rank from the shape.
+    if (in.shape.size() != 3 || in.shape[0] != g.num_experts) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key \"", in.name, "\": native LoRA ", KeyRoleName(role), " must be 3-D with E=", g.num_experts,
+          " experts first (LoRA is never expert-parallel split), got ", ShapeString(in.shape)));
+    }
+    const int64_t r = (role == KeyRole::kNativeLoraGateUpA || role == KeyRole::kNativeLoraDownA) ? in.shape[2]
+                                                                                                  : in.shape[1];
+    Shape want = NativeLoraShape(role, g, r);
+    if (r <= 0 || in.shape != want) {
+      return absl::InvalidArgumentError(
+          ShapeMismatch(in.name, absl::StrCat("native LoRA ", KeyRoleName(role)), want, in.shape));
+    }
+    plan.kind = TensorPlan::Kind::kWhole;
+    return plan;
+  }
+
+  absl::Status ConvertSlab(const TensorPlan& plan, int64_t index, const uint8_t* slab,
+                           const TensorSink& sink) override {
+    if (plan.kind != TensorPlan::Kind::kSlabs || index < 0 || index >= plan.num_slabs) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": slab ", index, " out of range"));
+    }
+    const Geometry& g = opts_.geometry;
+    const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
+    const DType src = plan.input.dtype;
+    const DType dst = opts_.dtype.value_or(src);
+    KeyParts parts{plan.prefix, plan.layer, range_.begin + index};
+    const KeyRole role = static_cast<KeyRole>(plan.role);
+    if (role == KeyRole::kNativeGateUp) {
+      // G[e] is [H, 2I]: gate = columns [0, I), up = columns [I, 2I), each transposed to [I, H].
+      const KeyRole outs[2] = {KeyRole::kHfGate, KeyRole::kHfUp};
+      for (int half = 0; half < 2; ++half) {
+        std::string key = family_.all->Format(outs[half], parts);
+        if (exclude_.Excludes(key)) continue;
+        RETURN_IF_ERROR(registry_.Claim(key));
+        Tensor t = Tensor::Allocate(dst, {I, H});
+        TransposeCast({slab + half * I * DTypeSize(src), src, 2 * I, t.mutable_data(), dst, H, H, I});
+        RETURN_IF_ERROR(sink(NamedTensor{std::move(key), std::move(t)}));
+      }
+      return absl::OkStatus();
+    }
+    // D[e] is [I, H]; down_proj is [H, I].
+    std::string key = family_.all->Format(KeyRole::kHfDown, parts);
+    if (exclude_.Excludes(key)) return absl::OkStatus();
+    RETURN_IF_ERROR(registry_.Claim(key));
+    Tensor t = Tensor::Allocate(dst, {H, I});
+    TransposeCast({slab, src, H, t.mutable_data(), dst, I, I, H});
+    return sink(NamedTensor{std::move(key), std::move(t)});
+  }
+
+  absl::Status ConvertWhole(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
+    if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
+      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": data does not match its header"));
+    }
+    switch (plan.kind) {
+      case TensorPlan::Kind::kDrop:
+        return absl::OkStatus();
+      case TensorPlan::Kind::kPassThrough:
+        RETURN_IF_ERROR(registry_.Claim(plan.input.name));
+        return sink(NamedTensor{plan.input.name, in});
+      case TensorPlan::Kind::kSlabs:
+        for (int64_t i = 0; i < plan.num_slabs; ++i) {
+          RETURN_IF_ERROR(ConvertSlab(plan, i, in.data.data() + i * plan.slab_bytes, sink));
+        }
+        return absl::OkStatus();
+      case TensorPlan::Kind::kWhole:
+        return layout_ == LoraLayout::kPerExpert ? LoraPerExpert(plan, in, sink) : LoraParamWrapper(plan, in, sink);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Finish() override {
+    const Geometry& g = opts_.geometry;
+    if (!g.has_layer_plan() || covered_.empty()) return absl::OkStatus();
+    std::vector<std::string> missing;
+    for (int64_t l = 0; l < *g.num_hidden_layers; ++l) {
+      if (!g.IsMoeLayer(l)) continue;
+      for (KeyRole role : {KeyRole::kNativeGateUp, KeyRole::kNativeDown}) {
+        if (!covered_.count({l, static_cast<int>(role)})) {
+          missing.push_back(absl::StrCat("layers.", l, ".mlp.experts.", KeyRoleName(role)));
+        }
+      }
+    }
+    if (missing.empty()) return absl::OkStatus();
+    const size_t n = missing.size();
+    if (n > 5) missing.resize(5);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.json declares MoE layers whose grouped expert tensors are missing from the input: ", n,
+        " missing, first: [", absl::StrJoin(missing, ", "), "]"));
+  }
+
+  std::vector<std::string> Warnings() const override { return warnings_; }
+
+ private:
+  absl::Status Emit(std::string key, Tensor t, const TensorSink& sink) {
+    if (exclude_.Excludes(key)) return absl::OkStatus();
+    RETURN_IF_ERROR(registry_.Claim(key));
+    return sink(NamedTensor{std::move(key), std::move(t)});
+  }
+
+  absl::Status LoraParamWrapper(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
+    const KeyRole role = static_cast<KeyRole>(plan.role);
+    KeyParts parts{plan.prefix, plan.layer, -1};
+    std::string key = family_.all->Format(ParamWrapperRoleForNative(role, layout_), parts);
+    if (exclude_.Excludes(key)) return absl::OkStatus();
+    return Emit(std::move(key), NativeToParamWrapper(role, layout_, in, opts_.geometry), sink);
+  }
+
+  // Legacy per-expert split (spec §6.2): per expert, A^T / B^T slices; the
+  // shared gate/up A is written under both names.
+  absl::Status LoraPerExpert(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
+    const KeyRole role = static_cast<KeyRole>(plan.role);
+    const size_t elem = DTypeSize(in.dtype);
+    const int64_t E = in.shape[0], d1 = in.shape[1], d2 = in.shape[2];
+    const int64_t I = opts_.geometry.moe_intermediate_size;
+    for (int64_t e = 0; e < E; ++e) {
+      const uint8_t* slab = in.data.data() + e * d1 * d2 * elem;
+      KeyParts parts{plan.prefix, plan.layer, e};
+      auto transposed = [&](const uint8_t* src, int64_t ld, int64_t rows, int64_t cols) {
+        Tensor t = Tensor::Allocate(in.dtype, {cols, rows});
+        TransposeBytes(src, ld, t.mutable_data(), rows, rows, cols, elem);
+        return t;
+      };
+      switch (role) {
+        case KeyRole::kNativeLoraGateUpA: {  // [H, r] -> [r, H], twice
+          Tensor t = transposed(slab, d2, d1, d2);
+          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraGateA, parts), t, sink));
+          Tensor copy{t.dtype, t.shape, Bytes::CopyOf(t.data.data(), t.nbytes())};
+          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraUpA, parts), std::move(copy), sink));
+          break;
+        }
+        case KeyRole::kNativeLoraGateUpB:  // [r, 2I]: columns [0,I) gate, [I,2I) up -> [I, r]
+          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraGateB, parts), transposed(slab, d2, d1, I), sink));
+          RETURN_IF_ERROR(
+              Emit(family_.all->Format(KeyRole::kHfLoraUpB, parts), transposed(slab + I * elem, d2, d1, I), sink));
+          break;
+        case KeyRole::kNativeLoraDownA:  // [I, r] -> [r, I]
+          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraDownA, parts), transposed(slab, d2, d1, d2), sink));
+          break;
+        case KeyRole::kNativeLoraDownB:  // [r, H] -> [H, r]
+          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraDownB, parts), transposed(slab, d2, d1, d2), sink));
+          break;
+        default:
+          break;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  ConvertOptions opts_;
+  const ModelFamily& family_;
+  ExcludeFilter exclude_;
+  ExpertRange range_;
+  LoraLayout layout_;
+  absl::flat_hash_set<std::string> inputs_;
+  OutputRegistry registry_;
+  std::set<std::pair<int64_t, int>> covered_;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ToHfConverter>> ToHfConverter::Create(const ConvertOptions& options) {
+  RETURN_IF_ERROR(ValidateOptions(options));
+  return std::unique_ptr<ToHfConverter>(new ToHfSession(options));
+}
+
+absl::Status ToHfConverter::Convert(const NamedTensor& input, const TensorSink& sink) {
+  ASSIGN_OR_RETURN(TensorPlan plan, Plan(input.info()));
+  return ConvertWhole(plan, input.tensor, sink);
+}
+
+}  // namespace moe_adapter
