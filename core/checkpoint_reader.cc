@@ -7,9 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -82,11 +81,11 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, uint64_t limi
 // A shard name must stay inside the checkpoint directory.
 absl::Status CheckShardName(const std::string& file, const std::string& key,
                             const std::string& index_path) {
-  if (file.empty() || file.find('/') != std::string::npos ||
-      file.find("..") != std::string::npos || file.find('\0') != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        index_path, ": key ", Quote(key), " maps to file ", Quote(file),
-        ", which is not a plain file name (expected no '/', no '..', not empty)"));
+  if (file.empty() || file.find('/') != std::string::npos || file.find("..") != std::string::npos ||
+      file.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(index_path, ": key ", Quote(key), " maps to file ", Quote(file),
+                     ", which is not a plain file name (expected no '/', no '..', not empty)"));
   }
   return absl::OkStatus();
 }
@@ -126,8 +125,7 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
       std::vector<std::string> indexes = visible_with_suffix(safetensors::kIndexSuffix);
       if (indexes.size() > 1) {
         return absl::InvalidArgumentError(absl::StrCat(
-            path, ": several index files (", absl::StrJoin(indexes, ", "),
-            "); expected one"));
+            path, ": several index files (", absl::StrJoin(indexes, ", "), "); expected one"));
       }
       if (indexes.size() == 1) {
         index_name = indexes[0];
@@ -147,8 +145,8 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
       ASSIGN_OR_RETURN(std::string text, ReadSmallFile(ip, safetensors::kMaxIndexBytes));
       ASSIGN_OR_RETURN(json root, safetensors::ParseJsonNoDuplicates(text, ip));
       if (!root.is_object()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            ip, ": must be a JSON object, found ", safetensors::JsonTypeName(root)));
+        return absl::InvalidArgumentError(
+            absl::StrCat(ip, ": must be a JSON object, found ", safetensors::JsonTypeName(root)));
       }
       auto meta = root.find("metadata");
       if (meta != root.end() && !meta->is_null()) {
@@ -157,15 +155,14 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
               ip, ": \"metadata\" must be an object, found ", safetensors::JsonTypeName(*meta)));
         }
         for (auto it = meta->begin(); it != meta->end(); ++it) {
-          ckpt.index_metadata_[it.key()] =
-              it->is_string() ? it->get<std::string>() : it->dump();
+          ckpt.index_metadata_[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
         }
       }
       auto wm = root.find("weight_map");
       if (wm == root.end() || !wm->is_object()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            ip, ": \"weight_map\" must be an object of key -> file name, found ",
-            wm == root.end() ? "nothing" : safetensors::JsonTypeName(*wm)));
+        return absl::InvalidArgumentError(
+            absl::StrCat(ip, ": \"weight_map\" must be an object of key -> file name, found ",
+                         wm == root.end() ? "nothing" : safetensors::JsonTypeName(*wm)));
       }
       std::set<std::string> names_in_index;
       for (auto it = wm->begin(); it != wm->end(); ++it) {
@@ -183,8 +180,8 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
         const std::string full = JoinPath(path, name);
         struct stat fst;
         if (::stat(full.c_str(), &fst) != 0 || !S_ISREG(fst.st_mode)) {
-          return absl::NotFoundError(absl::StrCat(ip, ": names shard ", Quote(name),
-                                                  ", which is missing from ", path));
+          return absl::NotFoundError(
+              absl::StrCat(ip, ": names shard ", Quote(name), ", which is missing from ", path));
         }
         files.push_back(full);
       }
@@ -223,8 +220,7 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
       }
       if (JoinPath(path, it->second) != file) {
         return absl::InvalidArgumentError(absl::StrCat(ip, ": maps tensor ", Quote(key), " to ",
-                                                       Quote(it->second), ", but it is in ",
-                                                       file));
+                                                       Quote(it->second), ", but it is in ", file));
       }
     }
   }

@@ -1,11 +1,10 @@
 #include "core/safetensors_format.h"
 
 #include <exception>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -89,8 +88,7 @@ absl::StatusOr<nlohmann::json> ParseJsonNoDuplicates(absl::string_view text,
       case json::parse_event_t::key: {
         std::string key = parsed.get<std::string>();
         path.resize(static_cast<size_t>(depth));
-        if (!open_objects.empty() && !open_objects.back().insert(key).second &&
-            duplicate.empty()) {
+        if (!open_objects.empty() && !open_objects.back().insert(key).second && duplicate.empty()) {
           duplicate = key;
           for (size_t i = 0; i + 1 < path.size(); ++i) {
             if (!path[i].empty()) duplicate_parents.push_back(path[i]);

@@ -8,10 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <tuple>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "core/internal/status_macros.h"
@@ -36,9 +35,9 @@ absl::Status ParseMetadata(const json& value, absl::string_view source,
   }
   for (auto it = value.begin(); it != value.end(); ++it) {
     if (!it->is_string()) {
-      return Invalid(source, absl::StrCat("\"", safetensors::kMetadataKey, "\" entry ",
-                                          Quote(it.key()), " must be a string, found ",
-                                          safetensors::JsonTypeName(*it)));
+      return Invalid(source,
+                     absl::StrCat("\"", safetensors::kMetadataKey, "\" entry ", Quote(it.key()),
+                                  " must be a string, found ", safetensors::JsonTypeName(*it)));
     }
     (*out)[it.key()] = it->get<std::string>();
   }
@@ -78,13 +77,13 @@ absl::Status ParseEntry(const std::string& name, const json& entry, uint64_t dat
     if (d.is_number_unsigned()) {
       const uint64_t v = d.get<uint64_t>();
       if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return Invalid(where, absl::StrCat("shape dimension ", i, " is ", v,
-                                           ", more than int64 can hold"));
+        return Invalid(
+            where, absl::StrCat("shape dimension ", i, " is ", v, ", more than int64 can hold"));
       }
       shape.push_back(static_cast<int64_t>(v));
     } else if (d.is_number_integer()) {
-      return Invalid(where, absl::StrCat("negative dimension ", d.get<int64_t>(),
-                                         " at position ", i, " of \"shape\""));
+      return Invalid(where, absl::StrCat("negative dimension ", d.get<int64_t>(), " at position ",
+                                         i, " of \"shape\""));
     } else {
       return Invalid(where, absl::StrCat("shape dimension ", i, " must be an integer, found ",
                                          safetensors::JsonTypeName(d)));
@@ -98,19 +97,19 @@ absl::Status ParseEntry(const std::string& name, const json& entry, uint64_t dat
   auto off_it = entry.find("data_offsets");
   if (off_it == entry.end()) return Invalid(where, "missing \"data_offsets\"");
   if (!off_it->is_array() || off_it->size() != 2) {
-    return Invalid(where, absl::StrCat("\"data_offsets\" must be an array of 2 non-negative "
-                                       "integers [begin, end], found ",
-                                       off_it->is_array()
-                                           ? absl::StrCat("an array of ", off_it->size())
-                                           : safetensors::JsonTypeName(*off_it)));
+    return Invalid(where,
+                   absl::StrCat("\"data_offsets\" must be an array of 2 non-negative "
+                                "integers [begin, end], found ",
+                                off_it->is_array() ? absl::StrCat("an array of ", off_it->size())
+                                                   : safetensors::JsonTypeName(*off_it)));
   }
   uint64_t bounds[2];
   for (size_t i = 0; i < 2; ++i) {
     const json& v = (*off_it)[i];
     if (!v.is_number_unsigned()) {
-      return Invalid(where, absl::StrCat("\"data_offsets\"[", i,
-                                         "] must be a non-negative integer, found ",
-                                         v.is_number() ? v.dump() : safetensors::JsonTypeName(v)));
+      return Invalid(
+          where, absl::StrCat("\"data_offsets\"[", i, "] must be a non-negative integer, found ",
+                              v.is_number() ? v.dump() : safetensors::JsonTypeName(v)));
     }
     bounds[i] = v.get<uint64_t>();
   }
@@ -120,13 +119,13 @@ absl::Status ParseEntry(const std::string& name, const json& entry, uint64_t dat
     return Invalid(where, absl::StrCat(shown, " are reversed (expected begin <= end)"));
   }
   if (end > data_size) {
-    return Invalid(where, absl::StrCat(shown, " run past the end of the data section (",
-                                       data_size, " bytes; file truncated?)"));
+    return Invalid(where, absl::StrCat(shown, " run past the end of the data section (", data_size,
+                                       " bytes; file truncated?)"));
   }
   if (end - begin != need) {
-    return Invalid(where, absl::StrCat(shown, " span ", end - begin, " bytes, but ",
-                                       DTypeName(*dtype), " ", ShapeString(shape), " needs ",
-                                       need, " bytes"));
+    return Invalid(
+        where, absl::StrCat(shown, " span ", end - begin, " bytes, but ", DTypeName(*dtype), " ",
+                            ShapeString(shape), " needs ", need, " bytes"));
   }
   info->name = name;
   info->dtype = *dtype;
@@ -137,14 +136,18 @@ absl::Status ParseEntry(const std::string& name, const json& entry, uint64_t dat
 
 }  // namespace
 
-absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view text,
-                                                         uint64_t data_size,
+absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view text, uint64_t data_size,
                                                          absl::string_view source) {
   const std::string where = absl::StrCat(source, ": header");
   ASSIGN_OR_RETURN(json root, safetensors::ParseJsonNoDuplicates(text, where));
   if (!root.is_object()) {
-    return Invalid(where, absl::StrCat("must be a JSON object, found ",
-                                       safetensors::JsonTypeName(root)));
+    return Invalid(where,
+                   absl::StrCat("must be a JSON object, found ", safetensors::JsonTypeName(root)));
+  }
+  // nlohmann skips a byte-order mark and leading spaces; the official reader
+  // refuses both, and so do we, so that every file we accept it accepts too.
+  if (text.empty() || text.front() != '{') {
+    return Invalid(where, "must start with '{' (found a byte-order mark or leading whitespace)");
   }
   SafetensorsHeader unsorted;
   for (auto it = root.begin(); it != root.end(); ++it) {
@@ -165,9 +168,9 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view text,
   std::iota(order.begin(), order.end(), size_t{0});
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return std::tie(unsorted.offsets[a].first, unsorted.offsets[a].second,
-                    unsorted.tensors[a].name) <
-           std::tie(unsorted.offsets[b].first, unsorted.offsets[b].second,
-                    unsorted.tensors[b].name);
+                    unsorted.tensors[a].name) < std::tie(unsorted.offsets[b].first,
+                                                         unsorted.offsets[b].second,
+                                                         unsorted.tensors[b].name);
   });
 
   // Sorted spans must tile the data section exactly, as the official reader
@@ -182,13 +185,12 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view text,
     const std::string& name = unsorted.tensors[i].name;
     if (begin < cursor) {
       return Invalid(where, absl::StrCat("tensor ", Quote(name), " data_offsets [", begin, ", ",
-                                         end, "] overlap tensor ",
-                                         Quote(out.tensors.back().name),
+                                         end, "] overlap tensor ", Quote(out.tensors.back().name),
                                          ", which ends at ", cursor));
     }
     if (begin > cursor) {
-      return Invalid(where, absl::StrCat("gap in the data section: bytes [", cursor, ", ",
-                                         begin, ") before tensor ", Quote(name),
+      return Invalid(where, absl::StrCat("gap in the data section: bytes [", cursor, ", ", begin,
+                                         ") before tensor ", Quote(name),
                                          " belong to no tensor (expected tensors to tile "
                                          "the data section)"));
     }
@@ -197,9 +199,10 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view text,
     out.offsets.push_back(unsorted.offsets[i]);
   }
   if (cursor != data_size) {
-    return Invalid(where, absl::StrCat(data_size - cursor, " trailing bytes after the last "
-                                       "tensor: tensors end at data offset ", cursor,
-                                       " but the data section has ", data_size, " bytes"));
+    return Invalid(where, absl::StrCat(data_size - cursor,
+                                       " trailing bytes after the last "
+                                       "tensor: tensors end at data offset ",
+                                       cursor, " but the data section has ", data_size, " bytes"));
   }
   return out;
 }
@@ -223,7 +226,8 @@ absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   // mmap of 0 bytes fails with EINVAL: refuse short files before mapping.
   if (size < safetensors::kHeaderLengthBytes) {
     ::close(fd);
-    return Invalid(path, absl::StrCat("file is ", size, " bytes, too short for a safetensors "
+    return Invalid(path, absl::StrCat("file is ", size,
+                                      " bytes, too short for a safetensors "
                                       "file (expected at least the 8-byte header length)"));
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -251,14 +255,12 @@ absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
                                       safetensors::kMaxHeaderBytes, " bytes"));
   }
   if (n > room) {
-    return Invalid(path, absl::StrCat("header length ", n, " runs past the end of the file (",
-                                      size, " bytes leave at most ", room,
-                                      " for the header)"));
+    return Invalid(path, absl::StrCat("header length ", n, " runs past the end of the file (", size,
+                                      " bytes leave at most ", room, " for the header)"));
   }
   file->header_size_ = n;
-  absl::string_view text(reinterpret_cast<const char*>(file->base_) +
-                             safetensors::kHeaderLengthBytes,
-                         n);
+  absl::string_view text(
+      reinterpret_cast<const char*>(file->base_) + safetensors::kHeaderLengthBytes, n);
   ASSIGN_OR_RETURN(file->header_, ParseSafetensorsHeader(text, room - n, path));
   file->index_.reserve(file->header_.tensors.size());
   for (size_t i = 0; i < file->header_.tensors.size(); ++i) {

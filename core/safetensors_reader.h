@@ -50,8 +50,7 @@ struct SafetensorsHeader {
 // data section holds `data_size` bytes. The tensors, sorted by offset, must
 // tile [0, data_size) exactly. kInvalidArgument for any defect, with a message
 // starting with `source` (the file path) and naming the key.
-absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view json,
-                                                         uint64_t data_size,
+absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view json, uint64_t data_size,
                                                          absl::string_view source);
 
 // SafetensorsFile: one mmap'ed, validated safetensors file.

@@ -7,9 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -160,19 +159,18 @@ absl::Status CopyFd(int in, uint64_t size, int out, absl::string_view out_path) 
   loff_t in_off = 0;
   bool kernel_copy = true;
   while (static_cast<uint64_t>(in_off) < size && kernel_copy) {
-    const size_t want =
-        static_cast<size_t>(std::min<uint64_t>(size - in_off, uint64_t{1} << 30));
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(size - in_off, uint64_t{1} << 30));
     const ssize_t n = ::copy_file_range(in, &in_off, out, nullptr, want, 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
-                  errno == EINVAL || errno == EBADF)) {
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL ||
+                  errno == EBADF)) {
       kernel_copy = false;
       break;
     }
     if (n < 0) return safetensors::ErrnoStatus(errno, "cannot copy tensor data into", out_path);
     if (n == 0) {
-      return absl::DataLossError(absl::StrCat(out_path, ": the data spool ended at ", in_off,
-                                              " bytes, expected ", size));
+      return absl::DataLossError(
+          absl::StrCat(out_path, ": the data spool ended at ", in_off, " bytes, expected ", size));
     }
   }
   if (static_cast<uint64_t>(in_off) >= size) return absl::OkStatus();
@@ -184,8 +182,8 @@ absl::Status CopyFd(int in, uint64_t size, int out, absl::string_view out_path) 
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return safetensors::ErrnoStatus(errno, "cannot read the data spool of", out_path);
     if (n == 0) {
-      return absl::DataLossError(absl::StrCat(out_path, ": the data spool ended at ", in_off,
-                                              " bytes, expected ", size));
+      return absl::DataLossError(
+          absl::StrCat(out_path, ": the data spool ended at ", in_off, " bytes, expected ", size));
     }
     RETURN_IF_ERROR(WriteAll(out, buf.get(), static_cast<size_t>(n), out_path));
     in_off += n;
@@ -281,8 +279,8 @@ absl::Status StreamingSafetensorsWriter::Add(const NamedTensor& tensor) {
         absl::StrCat(path_, ": tensor ", Quote(tensor.name), " added twice"));
   }
   const uint64_t n = tensor.tensor.nbytes();
-  absl::Status s = WriteAll(spool_fd_, tensor.tensor.data.data(), n,
-                            absl::StrCat("the data spool of ", path_));
+  absl::Status s =
+      WriteAll(spool_fd_, tensor.tensor.data.data(), n, absl::StrCat("the data spool of ", path_));
   if (!s.ok()) {
     Abort();
     return s;
@@ -361,10 +359,10 @@ ShardedSafetensorsWriter::~ShardedSafetensorsWriter() { Abort(); }
 absl::Status ShardedSafetensorsWriter::StartShard() {
   // Hidden, and not ending in .safetensors: a directory reader skips it.
   const std::string temp = JoinPath(
-      dir_, absl::StrFormat(".%s-%05d.safetensors.tmp", options_.base_name,
-                            temp_paths_.size() + 1));
-  ASSIGN_OR_RETURN(current_, StreamingSafetensorsWriter::Create(temp, options_.metadata,
-                                                                options_.write));
+      dir_,
+      absl::StrFormat(".%s-%05d.safetensors.tmp", options_.base_name, temp_paths_.size() + 1));
+  ASSIGN_OR_RETURN(current_,
+                   StreamingSafetensorsWriter::Create(temp, options_.metadata, options_.write));
   return absl::OkStatus();
 }
 
@@ -401,6 +399,7 @@ absl::Status ShardedSafetensorsWriter::Add(const NamedTensor& tensor) {
   names_.insert(tensor.name);
   weight_map_.emplace_back(tensor.name, temp_paths_.size());
   total_bytes_ += n;
+  total_numel_ += tensor.tensor.numel();
   return absl::OkStatus();
 }
 
@@ -437,6 +436,7 @@ absl::StatusOr<std::vector<std::string>> ShardedSafetensorsWriter::Finish() {
   if (s.ok() && n > 1) {
     // The layout transformers writes: sorted keys, indent 2, final newline.
     json index;
+    index["metadata"]["total_parameters"] = total_numel_;
     index["metadata"]["total_size"] = total_bytes_;
     json& wm = index["weight_map"];
     wm = json::object();
@@ -451,8 +451,7 @@ absl::StatusOr<std::vector<std::string>> ShardedSafetensorsWriter::Finish() {
     const std::string temp = JoinPath(dir_, absl::StrCat(".", base, ".index.json.tmp"));
     if (s.ok()) s = WriteWholeFile(temp, text, options_.write.fsync);
     if (s.ok() && ::rename(temp.c_str(), index_path.c_str()) != 0) {
-      s = safetensors::ErrnoStatus(errno, absl::StrCat("cannot rename ", temp, " to"),
-                                   index_path);
+      s = safetensors::ErrnoStatus(errno, absl::StrCat("cannot rename ", temp, " to"), index_path);
       ::unlink(temp.c_str());
     }
     if (s.ok()) final_paths_.push_back(index_path);

@@ -132,7 +132,9 @@ class ShardedSafetensorsWriter {
   // Add(): duplicate names across shards are kInvalidArgument.
   absl::Status Add(const NamedTensor& tensor);
 
-  // Finish(): renames the shards and writes the index when N > 1. Returns the
+  // Finish(): renames the shards and writes the index when N > 1, as
+  // transformers does: {"metadata": {"total_parameters", "total_size"},
+  // "weight_map": {key: shard}}, keys sorted, indent 2. Returns the
   // files written, shards in order then the index. With no tensor at all it
   // writes one valid empty <base>.safetensors.
   absl::StatusOr<std::vector<std::string>> Finish();
@@ -148,11 +150,12 @@ class ShardedSafetensorsWriter {
   std::string dir_;
   ShardedWriterOptions options_;
   std::unique_ptr<StreamingSafetensorsWriter> current_;
-  std::vector<std::string> temp_paths_;   // finished shards, not yet renamed
-  std::vector<std::string> final_paths_;  // renamed so far (removed on failure)
+  std::vector<std::string> temp_paths_;                     // finished shards, not yet renamed
+  std::vector<std::string> final_paths_;                    // renamed so far (removed on failure)
   std::vector<std::pair<std::string, size_t>> weight_map_;  // key -> shard
   absl::flat_hash_set<std::string> names_;
-  uint64_t total_bytes_ = 0;
+  uint64_t total_bytes_ = 0;  // index "total_size"
+  uint64_t total_numel_ = 0;  // index "total_parameters" (transformers 5)
   bool done_ = false;
 };
 

@@ -1,5 +1,7 @@
 // Tests of the safetensors reader, the checkpoint (directory/index) reader and
 // the writers. Malformed files are built byte by byte here, one per defect.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -7,13 +9,10 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -140,10 +139,11 @@ TEST(SafetensorsRoundTrip, HeaderIsCompactMetadataFirstAndPaddedTo8) {
   ASSERT_TRUE(file.ok());
   EXPECT_EQ((8 + (*file)->header_size()) % 8, 0u);
   const std::string header = bytes.substr(8, (*file)->header_size());
-  EXPECT_EQ(header.rfind(
-                R"({"__metadata__":{"format":"pt"},"w":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]}})",
-                0),
-            0u);
+  EXPECT_EQ(
+      header.rfind(
+          R"({"__metadata__":{"format":"pt"},"w":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]}})",
+          0),
+      0u);
   EXPECT_EQ(header.find_first_not_of(' ', header.find_last_of('}') + 1), std::string::npos);
   EXPECT_EQ((*file)->data_offset(0), 8 + (*file)->header_size());
 }
@@ -190,12 +190,11 @@ TEST(SafetensorsRoundTrip, StreamingWriterMatchesOneShotWriter) {
 TEST(SafetensorsOrder, TensorsFollowDataOffsetsNotJsonKeys) {
   TempDir dir;
   const std::string path = dir / "order.safetensors";
-  const std::string header =
-      R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[16,32]},)"
-      R"("z":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
-      R"("m":{"dtype":"F32","shape":[0],"data_offsets":[16,16]},)"
-      R"("b":{"dtype":"BF16","shape":[2,0],"data_offsets":[16,16]},)"
-      R"("__metadata__":{"x":"y"}})";
+  const std::string header = R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[16,32]},)"
+                             R"("z":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                             R"("m":{"dtype":"F32","shape":[0],"data_offsets":[16,16]},)"
+                             R"("b":{"dtype":"BF16","shape":[2,0],"data_offsets":[16,16]},)"
+                             R"("__metadata__":{"x":"y"}})";
   WriteFile(path, StBytes(header, std::string(32, '\x01')));
   absl::StatusOr<std::shared_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
@@ -212,7 +211,8 @@ TEST(SafetensorsOrder, TensorsFollowDataOffsetsNotJsonKeys) {
 TEST(SafetensorsOrder, WriterKeepsGivenOrder) {
   TempDir dir;
   const std::string path = dir / "w.safetensors";
-  std::vector<NamedTensor> tensors = {Filled("zz", DType::kF32, {2}), Filled("aa", DType::kF32, {3}),
+  std::vector<NamedTensor> tensors = {Filled("zz", DType::kF32, {2}),
+                                      Filled("aa", DType::kF32, {3}),
                                       Filled("mm", DType::kF16, {1})};
   ASSERT_TRUE(WriteSafetensors(path, tensors).ok());
   absl::StatusOr<std::shared_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
@@ -253,7 +253,8 @@ TEST(SafetensorsZeroCopy, TensorsPointIntoTheMappingAndKeepItAlive) {
 TEST(SafetensorsZeroCopy, GetUnknownNameIsNotFound) {
   TempDir dir;
   ASSERT_TRUE(WriteSafetensors(dir / "a.safetensors", {Filled("a", DType::kF32, {1})}).ok());
-  absl::StatusOr<std::shared_ptr<SafetensorsFile>> file = SafetensorsFile::Open(dir / "a.safetensors");
+  absl::StatusOr<std::shared_ptr<SafetensorsFile>> file =
+      SafetensorsFile::Open(dir / "a.safetensors");
   ASSERT_TRUE(file.ok());
   absl::StatusOr<NamedTensor> t = (*file)->Get("nope");
   EXPECT_EQ(t.status().code(), absl::StatusCode::kNotFound);
@@ -265,7 +266,8 @@ TEST(SafetensorsZeroCopy, GetUnknownNameIsNotFound) {
 
 TEST(SafetensorsOpen, MissingFileIsNotFound) {
   TempDir dir;
-  absl::StatusOr<std::shared_ptr<SafetensorsFile>> file = SafetensorsFile::Open(dir / "nope.safetensors");
+  absl::StatusOr<std::shared_ptr<SafetensorsFile>> file =
+      SafetensorsFile::Open(dir / "nope.safetensors");
   EXPECT_EQ(file.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(file.status().message(), HasSubstr("nope.safetensors"));
 }
@@ -280,7 +282,9 @@ TEST(SafetensorsOpen, DirectoryIsInvalidArgument) {
 TEST(SafetensorsOpen, HeaderPaddedWithSpacesIsAccepted) {
   TempDir dir;
   const std::string path = dir / "p.safetensors";
-  WriteFile(path, StBytes(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})" "      ", "xy"));
+  WriteFile(path, StBytes(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})"
+                          "      ",
+                          "xy"));
   absl::StatusOr<std::shared_ptr<SafetensorsFile>> file = SafetensorsFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ(BytesOf((*file)->GetAt(0).tensor), "xy");
@@ -296,8 +300,8 @@ struct Defect {
 };
 
 std::string F32Entry(const std::string& name, const std::string& shape, uint64_t b, uint64_t e) {
-  return absl::StrCat("\"", name, "\":{\"dtype\":\"F32\",\"shape\":", shape,
-                      ",\"data_offsets\":[", b, ",", e, "]}");
+  return absl::StrCat("\"", name, "\":{\"dtype\":\"F32\",\"shape\":", shape, ",\"data_offsets\":[",
+                      b, ",", e, "]}");
 }
 
 std::vector<Defect> Defects() {
@@ -314,34 +318,47 @@ std::vector<Defect> Defects() {
       {"HeaderNotJson", StBytes("{not json"), {"not valid JSON"}},
       {"HeaderNotUtf8", StBytes("{\"a\xff\":{}}"), {"not valid JSON"}},
       {"HeaderTrailingGarbage", StBytes("{}x"), {"not valid JSON"}},
+      {"HeaderWithByteOrderMark", StBytes("\xEF\xBB\xBF{}"), {"must start with '{'"}},
+      {"HeaderWithLeadingSpace", StBytes(" {}"), {"must start with '{'"}},
       {"HeaderJsonArray", StBytes("[1,2,3]"), {"must be a JSON object", "found an array"}},
       {"HeaderJsonString", StBytes("\"x\""), {"must be a JSON object", "found a string"}},
       {"EntryNotObject", StBytes("{\"a\":5}"), {"tensor \"a\"", "must be an object", "an integer"}},
-      {"MissingDtype", StBytes(R"({"a":{"shape":[4],"data_offsets":[0,16]}})", d16),
+      {"MissingDtype",
+       StBytes(R"({"a":{"shape":[4],"data_offsets":[0,16]}})", d16),
        {"tensor \"a\"", "missing \"dtype\""}},
-      {"DtypeNotString", StBytes(R"({"a":{"dtype":4,"shape":[4],"data_offsets":[0,16]}})", d16),
+      {"DtypeNotString",
+       StBytes(R"({"a":{"dtype":4,"shape":[4],"data_offsets":[0,16]}})", d16),
        {"tensor \"a\"", "\"dtype\" must be a string"}},
-      {"UnknownDtype", StBytes(R"({"a":{"dtype":"Q7","shape":[4],"data_offsets":[0,16]}})", d16),
+      {"UnknownDtype",
+       StBytes(R"({"a":{"dtype":"Q7","shape":[4],"data_offsets":[0,16]}})", d16),
        {"tensor \"a\"", "unknown dtype \"Q7\""}},
-      {"MissingShape", StBytes(R"({"a":{"dtype":"F32","data_offsets":[0,16]}})", d16),
+      {"MissingShape",
+       StBytes(R"({"a":{"dtype":"F32","data_offsets":[0,16]}})", d16),
        {"tensor \"a\"", "missing \"shape\""}},
-      {"ShapeNotArray", StBytes("{" + F32Entry("a", "4", 0, 16) + "}", d16),
+      {"ShapeNotArray",
+       StBytes("{" + F32Entry("a", "4", 0, 16) + "}", d16),
        {"tensor \"a\"", "\"shape\" must be an array", "found an integer"}},
-      {"ShapeElementNotInteger", StBytes("{" + F32Entry("a", "[4.5]", 0, 16) + "}", d16),
+      {"ShapeElementNotInteger",
+       StBytes("{" + F32Entry("a", "[4.5]", 0, 16) + "}", d16),
        {"tensor \"a\"", "dimension 0 must be an integer", "non-integer number"}},
-      {"ShapeElementString", StBytes("{" + F32Entry("a", "[\"4\"]", 0, 16) + "}", d16),
+      {"ShapeElementString",
+       StBytes("{" + F32Entry("a", "[\"4\"]", 0, 16) + "}", d16),
        {"tensor \"a\"", "dimension 0 must be an integer", "a string"}},
-      {"NegativeDim", StBytes("{" + F32Entry("a", "[-4]", 0, 16) + "}", d16),
+      {"NegativeDim",
+       StBytes("{" + F32Entry("a", "[-4]", 0, 16) + "}", d16),
        {"tensor \"a\"", "negative dimension -4"}},
-      {"DimAboveInt64", StBytes("{" + F32Entry("a", "[9223372036854775808]", 0, 16) + "}", d16),
+      {"DimAboveInt64",
+       StBytes("{" + F32Entry("a", "[9223372036854775808]", 0, 16) + "}", d16),
        {"tensor \"a\"", "more than int64 can hold"}},
       {"ShapeElementCountOverflow",
-       StBytes("{" + F32Entry("a", "[1099511627776,1099511627776,1099511627776]", 0, 16) + "}", d16),
+       StBytes("{" + F32Entry("a", "[1099511627776,1099511627776,1099511627776]", 0, 16) + "}",
+               d16),
        {"tensor \"a\"", "more elements than int64 can count"}},
       {"ShapeByteCountOverflow",
        StBytes("{" + F32Entry("a", "[4611686018427387904]", 0, 16) + "}", d16),
        {"tensor \"a\"", "overflows int64 bytes"}},
-      {"MissingDataOffsets", StBytes(R"({"a":{"dtype":"F32","shape":[4]}})", d16),
+      {"MissingDataOffsets",
+       StBytes(R"({"a":{"dtype":"F32","shape":[4]}})", d16),
        {"tensor \"a\"", "missing \"data_offsets\""}},
       {"DataOffsetsNotArray",
        StBytes(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":16}})", d16),
@@ -358,11 +375,14 @@ std::vector<Defect> Defects() {
       {"DataOffsetsString",
        StBytes(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":["0",16]}})", d16),
        {"tensor \"a\"", "\"data_offsets\"[0]", "a string"}},
-      {"DataOffsetsReversed", StBytes("{" + F32Entry("a", "[4]", 16, 0) + "}", d16),
+      {"DataOffsetsReversed",
+       StBytes("{" + F32Entry("a", "[4]", 16, 0) + "}", d16),
        {"tensor \"a\"", "[16, 0] are reversed"}},
-      {"SpanNotShapeTimesItemsize", StBytes("{" + F32Entry("a", "[5]", 0, 16) + "}", d16),
+      {"SpanNotShapeTimesItemsize",
+       StBytes("{" + F32Entry("a", "[5]", 0, 16) + "}", d16),
        {"tensor \"a\"", "span 16 bytes", "F32 [5] needs 20 bytes"}},
-      {"OffsetsBeyondDataSection", StBytes("{" + F32Entry("a", "[1028]", 0, 4112) + "}", d16),
+      {"OffsetsBeyondDataSection",
+       StBytes("{" + F32Entry("a", "[1028]", 0, 4112) + "}", d16),
        {"tensor \"a\"", "[0, 4112] run past the end of the data section (16 bytes"}},
       {"TruncatedData",
        StBytes("{" + a16 + "," + F32Entry("b", "[4]", 16, 32) + "}", std::string(28, '\0')),
@@ -376,22 +396,25 @@ std::vector<Defect> Defects() {
       {"GapBetweenTensors",
        StBytes("{" + a16 + "," + F32Entry("b", "[4]", 20, 36) + "}", std::string(36, '\0')),
        {"gap", "[16, 20)", "before tensor \"b\""}},
-      {"GapAtStart", StBytes("{" + F32Entry("a", "[4]", 8, 24) + "}", std::string(24, '\0')),
+      {"GapAtStart",
+       StBytes("{" + F32Entry("a", "[4]", 8, 24) + "}", std::string(24, '\0')),
        {"gap", "[0, 8)", "before tensor \"a\""}},
-      {"TrailingBytesAfterLastTensor", StBytes("{" + a16 + "}", std::string(24, '\0')),
+      {"TrailingBytesAfterLastTensor",
+       StBytes("{" + a16 + "}", std::string(24, '\0')),
        {"8 trailing bytes", "end at data offset 16", "24 bytes"}},
       {"DataWithoutTensors", StBytes("{}", std::string(8, '\0')), {"8 trailing bytes"}},
-      {"DuplicateTensorKey", StBytes("{" + a16 + "," + a16 + "}", d16),
-       {"\"a\" appears twice"}},
+      {"DuplicateTensorKey", StBytes("{" + a16 + "," + a16 + "}", d16), {"\"a\" appears twice"}},
       {"DuplicateFieldInEntry",
        StBytes(R"({"a":{"dtype":"F32","dtype":"F16","shape":[4],"data_offsets":[0,16]}})", d16),
        {"\"dtype\" appears twice inside \"a\""}},
       {"DuplicateMetadataKey",
        StBytes(R"({"__metadata__":{"k":"1","k":"2"}})"),
        {"\"k\" appears twice inside \"__metadata__\""}},
-      {"MetadataNotObject", StBytes(R"({"__metadata__":"pt"})"),
+      {"MetadataNotObject",
+       StBytes(R"({"__metadata__":"pt"})"),
        {"\"__metadata__\" must be an object", "found a string"}},
-      {"MetadataValueNotString", StBytes(R"({"__metadata__":{"format":1}})"),
+      {"MetadataValueNotString",
+       StBytes(R"({"__metadata__":{"format":1}})"),
        {"\"__metadata__\" entry \"format\" must be a string", "found an integer"}},
   };
 }
@@ -479,7 +502,8 @@ TEST(SafetensorsCheckpointFixture, SingleFileAndAdapterDirectory) {
   ASSERT_EQ(file->shards().size(), 1u);
   EXPECT_EQ(file->shard_paths()[0], kFixtures + "/hf-fp32/model.safetensors");
 
-  absl::StatusOr<SafetensorsCheckpoint> adapter = SafetensorsCheckpoint::Open(kFixtures + "/peft-lora");
+  absl::StatusOr<SafetensorsCheckpoint> adapter =
+      SafetensorsCheckpoint::Open(kFixtures + "/peft-lora");
   ASSERT_TRUE(adapter.ok()) << adapter.status();
   ASSERT_EQ(adapter->shards().size(), 1u);
   EXPECT_THAT(adapter->shard_paths()[0], EndsWith("/adapter_model.safetensors"));
@@ -517,7 +541,9 @@ TEST_F(CheckpointDirTest, ValidIndex) {
 }
 
 TEST_F(CheckpointDirTest, IndexNamingMissingFile) {
-  WriteIndex({{"a", "s1.safetensors"}, {"b", "s1.safetensors"}, {"c", "s2.safetensors"},
+  WriteIndex({{"a", "s1.safetensors"},
+              {"b", "s1.safetensors"},
+              {"c", "s2.safetensors"},
               {"d", "s3.safetensors"}});
   absl::Status s = OpenStatus();
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
@@ -526,7 +552,9 @@ TEST_F(CheckpointDirTest, IndexNamingMissingFile) {
 }
 
 TEST_F(CheckpointDirTest, IndexKeyAbsentFromItsShard) {
-  WriteIndex({{"a", "s1.safetensors"}, {"b", "s1.safetensors"}, {"c", "s2.safetensors"},
+  WriteIndex({{"a", "s1.safetensors"},
+              {"b", "s1.safetensors"},
+              {"c", "s2.safetensors"},
               {"ghost", "s2.safetensors"}});
   absl::Status s = OpenStatus();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
@@ -608,8 +636,7 @@ TEST_F(CheckpointDirTest, BadShardIsReportedWithItsPath) {
 TEST(SafetensorsCheckpointOpen, EmptyAndMissingDirectory) {
   TempDir dir;
   EXPECT_EQ(SafetensorsCheckpoint::Open(dir.path()).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(SafetensorsCheckpoint::Open(dir / "nope").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(SafetensorsCheckpoint::Open(dir / "nope").status().code(), absl::StatusCode::kNotFound);
 }
 
 // ---------------------------------------------------------------------------
@@ -637,13 +664,16 @@ TEST(ShardedWriter, SplitsByMaxSizeAndReadsBackIdentical) {
                                   dir / "model-00002-of-00003.safetensors",
                                   dir / "model-00003-of-00003.safetensors",
                                   dir / "model.safetensors.index.json"));
-  EXPECT_THAT(dir.List(), ElementsAre("model-00001-of-00003.safetensors",
-                                      "model-00002-of-00003.safetensors",
-                                      "model-00003-of-00003.safetensors",
-                                      "model.safetensors.index.json"));
+  EXPECT_THAT(dir.List(),
+              ElementsAre("model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
+                          "model-00003-of-00003.safetensors", "model.safetensors.index.json"));
 
   const std::string index_text = ReadFile(dir / "model.safetensors.index.json");
-  EXPECT_EQ(index_text.rfind("{\n  \"metadata\": {\n    \"total_size\": 320\n  },\n", 0), 0u);
+  EXPECT_EQ(
+      index_text.rfind(
+          "{\n  \"metadata\": {\n    \"total_parameters\": 80,\n    \"total_size\": 320\n  },\n",
+          0),
+      0u);
   EXPECT_EQ(index_text.back(), '\n');
   nlohmann::json index = nlohmann::json::parse(index_text);
   EXPECT_EQ(index["weight_map"]["w4"], "model-00001-of-00003.safetensors");
@@ -690,7 +720,8 @@ TEST(ShardedWriter, OneShardIsPlainModelSafetensorsWithoutIndex) {
   for (const NamedTensor& t : FiveTensors()) ASSERT_TRUE((*w)->Add(t).ok());
   ASSERT_TRUE((*w)->Finish().ok());
   EXPECT_THAT(dir.List(), ElementsAre("model.safetensors"));
-  absl::StatusOr<std::shared_ptr<SafetensorsFile>> f = SafetensorsFile::Open(dir / "model.safetensors");
+  absl::StatusOr<std::shared_ptr<SafetensorsFile>> f =
+      SafetensorsFile::Open(dir / "model.safetensors");
   ASSERT_TRUE(f.ok());
   EXPECT_EQ((*f)->num_tensors(), 5u);
 }
@@ -798,18 +829,17 @@ TEST(StreamingWriter, RejectsDuplicateReservedAndMismatchedTensorsButStaysUsable
   absl::Status dup = (*w)->Add(Filled("a", DType::kF32, {2}));
   EXPECT_EQ(dup.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(dup.message(), HasSubstr("\"a\" added twice"));
-  EXPECT_THAT((*w)->Add(Filled("__metadata__", DType::kF32, {2})).message(),
-              HasSubstr("reserved"));
+  EXPECT_THAT((*w)->Add(Filled("__metadata__", DType::kF32, {2})).message(), HasSubstr("reserved"));
   NamedTensor bad = Filled("bad", DType::kF32, {2});
   bad.tensor.shape = {3};
   EXPECT_THAT((*w)->Add(bad).message(), HasSubstr("F32 [3] needs 12 bytes, got 8"));
   EXPECT_THAT((*w)->Add(Filled("bad\xff", DType::kF32, {1})).message(), HasSubstr("UTF-8"));
   ASSERT_TRUE((*w)->Finish().ok());
-  absl::StatusOr<std::shared_ptr<SafetensorsFile>> f = SafetensorsFile::Open(dir / "out.safetensors");
+  absl::StatusOr<std::shared_ptr<SafetensorsFile>> f =
+      SafetensorsFile::Open(dir / "out.safetensors");
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ((*f)->num_tensors(), 1u);
-  EXPECT_EQ((*w)->Add(Filled("c", DType::kF32, {1})).code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*w)->Add(Filled("c", DType::kF32, {1})).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(StreamingWriter, CreateInMissingDirectoryNamesThePath) {
@@ -842,8 +872,7 @@ TEST(WriteSafetensors, UnwritablePathNamesThePathAndErrno) {
 
 TEST(WriteSafetensors, BadMetadataIsRejected) {
   TempDir dir;
-  absl::Status s =
-      WriteSafetensors(dir / "m.safetensors", {}, {{"k", std::string("\xff\xfe", 2)}});
+  absl::Status s = WriteSafetensors(dir / "m.safetensors", {}, {{"k", std::string("\xff\xfe", 2)}});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("UTF-8"));
   EXPECT_THAT(dir.List(), IsEmpty());
