@@ -1,5 +1,7 @@
 // moe-adapter: the command-line shell over the conversion library.
 // Exit status (spec §15.7): 0 success, 1 conversion or input error, 2 usage error.
+#include <unistd.h>
+
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -10,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/flags.h"
 #include "moe_adapter/convert_options.h"
-#include "moe_adapter/file_convert.h"
+#include "client/cli/progress.h"
+#include "moe_adapter/checkpoint_convert.h"
+#include "nlohmann/json.hpp"
 
 namespace moe_adapter::cli {
 namespace {
@@ -21,20 +25,23 @@ constexpr int kExitUsage = 2;
 
 const std::vector<FlagSpec>& ConvertFlags() {
   static const std::vector<FlagSpec> specs = {
-      {"input", "PATH", "input .safetensors file"},
-      {"output", "PATH", "output .safetensors file (written atomically)"},
-      {"config", "PATH", "HF config.json giving the geometry (and MoE layers, dtype)"},
+      {"input", "PATH", "input .safetensors file, checkpoint directory or PEFT adapter directory"},
+      {"output", "PATH", "output file or directory (written atomically)"},
+      {"config", "PATH", "HF config.json giving the geometry (default: INPUT/config.json)"},
       {"num-experts", "E", "number of routed experts (without --config)"},
       {"hidden-size", "H", "hidden size (without --config)"},
       {"moe-intermediate-size", "I", "expert intermediate size (without --config)"},
       {"lora-layout", "LAYOUT", "peft-v0.19 (default for to-hf) | peft-v0.18 | per-expert"},
-      {"adapter-config", "PATH", "adapter_config.json of a PEFT adapter (from-hf: decides the layout)"},
+      {"adapter-config", "PATH", "adapter_config.json (default: INPUT/adapter_config.json); decides the layout"},
+      {"lora-alpha", "A", "to-hf of an adapter without adapter_config.json: its lora_alpha"},
+      {"max-shard-size", "SIZE", "output shard size for directories, e.g. 5GB (default), 500MB, 0 = one file"},
       {"dtype", "DTYPE", "bfloat16 | float16 | float32: cast expert weights (from-hf default: config dtype)"},
       {"exclude-key-regex", "RE", "to-hf: drop output keys this RE2 regex matches at their start"},
       {"ep-rank", "K", "expert-parallel rank (with --ep-size)"},
       {"ep-size", "N", "expert-parallel world size"},
       {"overwrite", nullptr, "replace an existing output"},
-      {"quiet", nullptr, "print nothing on success"},
+      {"quiet", nullptr, "no progress bar and no summary"},
+      {"json", nullptr, "print a JSON summary on stdout"},
       {"help", nullptr, "show this help"},
   };
   return specs;
@@ -43,9 +50,11 @@ const std::vector<FlagSpec>& ConvertFlags() {
 std::string Usage() {
   return absl::StrCat(
       "usage:\n"
-      "  moe-adapter to-hf   --input IN --output OUT GEOMETRY [options]\n"
-      "  moe-adapter from-hf --input IN --output OUT GEOMETRY [options]\n"
+      "  moe-adapter to-hf   --input IN --output OUT [GEOMETRY] [options]\n"
+      "  moe-adapter from-hf --input IN --output OUT [GEOMETRY] [options]\n"
+      "IN/OUT: a .safetensors file, a checkpoint directory or a PEFT adapter directory\n"
       "GEOMETRY: --config config.json | --num-experts E --hidden-size H --moe-intermediate-size I\n"
+      "          (default: config.json inside an input directory)\n"
       "options:\n",
       FlagsHelp(ConvertFlags()));
 }
@@ -77,16 +86,17 @@ absl::StatusOr<int64_t> IntFlag(const ParsedFlags& f, const std::string& name) {
 
 // Builds ConvertOptions from flags. Usage problems come back as
 // kInvalidArgument with `usage` set; unreadable files as other errors.
-absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, bool* usage) {
+absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const InputFiles& input, bool* usage) {
   ConvertOptions o;
   *usage = true;
   const bool trio = f.Has("num-experts") || f.Has("hidden-size") || f.Has("moe-intermediate-size");
-  if (f.Has("config")) {
+  const std::string config = f.Has("config") ? f.Get("config") : trio ? "" : input.config_json;
+  if (!config.empty()) {
     *usage = false;
-    absl::StatusOr<std::string> text = ReadFile(f.Get("config"), 16 << 20);
+    absl::StatusOr<std::string> text = ReadFile(config, 16 << 20);
     if (!text.ok()) return text.status();
     absl::StatusOr<Geometry> g = ParseHfConfig(*text);
-    if (!g.ok()) return absl::Status(g.status().code(), absl::StrCat(f.Get("config"), ": ", g.status().message()));
+    if (!g.ok()) return absl::Status(g.status().code(), absl::StrCat(config, ": ", g.status().message()));
     o.geometry = *g;
     *usage = true;
     if (f.Has("num-experts")) { auto v = IntFlag(f, "num-experts"); if (!v.ok()) return v.status(); o.geometry.num_experts = *v; }
@@ -129,9 +139,10 @@ absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, bool* usag
     o.ep_rank = *k;
     o.ep_size = *n;
   }
-  if (f.Has("adapter-config")) {
+  const std::string adapter_config = f.Has("adapter-config") ? f.Get("adapter-config") : input.adapter_config_json;
+  if (!adapter_config.empty()) {
     *usage = false;
-    auto text = ReadFile(f.Get("adapter-config"), 16 << 20);
+    auto text = ReadFile(adapter_config, 16 << 20);
     if (!text.ok()) return text.status();
     o.adapter_config_json = *text;
     *usage = true;
@@ -160,25 +171,64 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
     std::cerr << "moe-adapter: --input and --output are required\n" << Usage();
     return kExitUsage;
   }
+  absl::StatusOr<InputFiles> input = DescribeInput(f->Get("input"));
+  if (!input.ok()) {
+    std::cerr << "moe-adapter: error: " << input.status().message() << "\n";
+    return kExitError;
+  }
   bool usage = false;
-  absl::StatusOr<ConvertOptions> opts = OptionsFromFlags(*f, &usage);
+  absl::StatusOr<ConvertOptions> opts = OptionsFromFlags(*f, *input, &usage);
   if (!opts.ok()) {
     std::cerr << "moe-adapter: " << (usage ? "usage: " : "error: ") << opts.status().message() << "\n";
     return usage ? kExitUsage : kExitError;
   }
-  FileConvertOptions fo;
-  fo.overwrite = f->Has("overwrite");
-  FileConvertStats stats;
-  absl::Status s = ConvertFile(dir, f->Get("input"), f->Get("output"), *opts, fo, &stats);
-  for (const std::string& w : stats.warnings) std::cerr << "moe-adapter: warning: " << w << "\n";
-  if (!s.ok()) {
-    std::cerr << "moe-adapter: error: " << s.message() << "\n";
+  CheckpointConvertOptions copts;
+  copts.overwrite = f->Has("overwrite");
+  if (f->Has("max-shard-size")) {
+    absl::StatusOr<uint64_t> size = ParseByteSize(f->Get("max-shard-size"));
+    if (!size.ok()) {
+      std::cerr << "moe-adapter: usage: --max-shard-size: " << size.status().message() << "\n";
+      return kExitUsage;
+    }
+    copts.max_shard_bytes = *size;
+  }
+  if (f->Has("lora-alpha")) {
+    double alpha;
+    if (!absl::SimpleAtod(f->Get("lora-alpha"), &alpha) || !(alpha > 0)) {
+      std::cerr << "moe-adapter: usage: --lora-alpha must be a positive number\n";
+      return kExitUsage;
+    }
+    copts.lora_alpha = alpha;
+  }
+  const bool quiet = f->Has("quiet");
+  ProgressBar bar(!quiet && ::isatty(STDERR_FILENO));
+  copts.progress = [&bar](const Progress& p) { bar.Update(p); };
+  absl::StatusOr<ConvertSummary> summary = ConvertCheckpoint(dir, f->Get("input"), f->Get("output"), *opts, copts);
+  bar.Done();
+  if (!summary.ok()) {
+    std::cerr << "moe-adapter: error: " << summary.status().message() << "\n";
     return kExitError;
   }
-  if (!f->Has("quiet")) {
-    std::cerr << "moe-adapter: " << (dir == Direction::kToHf ? "to-hf" : "from-hf") << ": " << stats.tensors_in
-              << " tensors in, " << stats.tensors_out << " out, " << stats.bytes_out << " bytes -> "
-              << f->Get("output") << "\n";
+  for (const std::string& w : summary->warnings) std::cerr << "moe-adapter: warning: " << w << "\n";
+  if (f->Has("json")) {
+    nlohmann::json j = {{"direction", dir == Direction::kToHf ? "to-hf" : "from-hf"},
+                        {"input", f->Get("input")},
+                        {"output", f->Get("output")},
+                        {"adapter", summary->adapter},
+                        {"tensors_in", summary->tensors_in},
+                        {"tensors_out", summary->tensors_out},
+                        {"bytes_in", summary->bytes_in},
+                        {"bytes_out", summary->bytes_out},
+                        {"peak_held_bytes", summary->peak_held_bytes},
+                        {"streams", summary->streams},
+                        {"seconds", summary->seconds},
+                        {"files", summary->files},
+                        {"warnings", summary->warnings}};
+    std::cout << j.dump() << "\n";
+  } else if (!quiet) {
+    std::cerr << "moe-adapter: " << (dir == Direction::kToHf ? "to-hf" : "from-hf") << ": " << summary->tensors_in
+              << " tensors in, " << summary->tensors_out << " out, " << HumanBytes(summary->bytes_out) << " in "
+              << summary->seconds << " s -> " << f->Get("output") << "\n";
   }
   return kExitOk;
 }

@@ -1,0 +1,441 @@
+#include "moe_adapter/checkpoint_convert.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "client/adapter_config.h"
+#include "client/shard_lanes.h"
+#include "core/checkpoint_reader.h"
+#include "core/expert_parallel.h"
+#include "core/internal/status_macros.h"
+#include "core/safetensors_writer.h"
+#include "moe_adapter/file_convert.h"
+
+namespace moe_adapter {
+namespace {
+
+bool IsDir(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool Exists(const std::string& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+std::string Join(const std::string& dir, const std::string& name) { return dir + "/" + name; }
+
+std::vector<std::string> ListFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.empty() || n[0] == '.') continue;
+      struct stat st;
+      if (::stat(Join(dir, n).c_str(), &st) == 0 && S_ISREG(st.st_mode)) out.push_back(n);
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return absl::NotFoundError(absl::StrCat("cannot read \"", path, "\""));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+  f.close();
+  if (!f) return absl::InternalError(absl::StrCat("cannot write \"", path, "\""));
+  return absl::OkStatus();
+}
+
+absl::Status CopyFile(const std::string& from, const std::string& to) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return absl::InternalError(absl::StrCat("open \"", from, "\": ", std::strerror(errno)));
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    ::close(in);
+    return absl::InternalError(absl::StrCat("create \"", to, "\": ", std::strerror(errno)));
+  }
+  std::vector<char> buf(1 << 20);
+  absl::Status s;
+  for (;;) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      s = absl::InternalError(absl::StrCat("read \"", from, "\": ", std::strerror(errno)));
+      break;
+    }
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = ::write(out, buf.data() + off, n - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        s = absl::InternalError(absl::StrCat("write \"", to, "\": ", std::strerror(errno)));
+        break;
+      }
+      off += w;
+    }
+    if (!s.ok()) break;
+  }
+  ::close(in);
+  if (::close(out) != 0 && s.ok()) s = absl::InternalError(absl::StrCat("close \"", to, "\": ", std::strerror(errno)));
+  return s;
+}
+
+void RemoveTree(const std::string& path) {
+  if (IsDir(path)) {
+    if (DIR* d = ::opendir(path.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..") RemoveTree(Join(path, n));
+      }
+      ::closedir(d);
+    }
+    ::rmdir(path.c_str());
+  } else {
+    ::unlink(path.c_str());
+  }
+}
+
+// The temporary sibling of the output; removed unless committed.
+class StagedOutput {
+ public:
+  StagedOutput(std::string output, bool dir) : output_(std::move(output)), dir_(dir) {
+    std::random_device rd;
+    while (!output_.empty() && output_.back() == '/') output_.pop_back();
+    const size_t slash = output_.rfind('/');
+    parent_ = slash == std::string::npos ? "." : output_.substr(0, slash);
+    const std::string base = slash == std::string::npos ? output_ : output_.substr(slash + 1);
+    temp_ = Join(parent_, absl::StrCat(".", base, ".tmp-", ::getpid(), "-", rd() % 1000000));
+  }
+  ~StagedOutput() {
+    if (!committed_) RemoveTree(temp_);
+  }
+  absl::Status Create() {
+    if (!IsDir(parent_)) {
+      return absl::NotFoundError(absl::StrCat("output folder \"", parent_, "\" does not exist"));
+    }
+    if (dir_ && ::mkdir(temp_.c_str(), 0755) != 0) {
+      return absl::InternalError(absl::StrCat("mkdir \"", temp_, "\": ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
+  const std::string& temp() const { return temp_; }
+  absl::Status Commit(bool overwrite) {
+    std::string old;
+    if (Exists(output_)) {
+      if (!overwrite) return absl::AlreadyExistsError(absl::StrCat("output \"", output_, "\" appeared during the conversion"));
+      old = temp_ + ".old";
+      if (::rename(output_.c_str(), old.c_str()) != 0) {
+        return absl::InternalError(absl::StrCat("rename \"", output_, "\": ", std::strerror(errno)));
+      }
+    }
+    if (::rename(temp_.c_str(), output_.c_str()) != 0) {
+      absl::Status s = absl::InternalError(absl::StrCat("rename to \"", output_, "\": ", std::strerror(errno)));
+      if (!old.empty()) ::rename(old.c_str(), output_.c_str());
+      return s;
+    }
+    committed_ = true;
+    if (!old.empty()) RemoveTree(old);
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string output_, parent_, temp_;
+  bool dir_;
+  bool committed_ = false;
+};
+
+// The layer a key belongs to ("...layers.12...." -> 12), or -1.
+int64_t LayerOf(const std::string& key) {
+  size_t pos = key.rfind("layers.");
+  while (pos != std::string::npos) {
+    size_t end = pos + 7;
+    size_t digits = end;
+    while (digits < key.size() && key[digits] >= '0' && key[digits] <= '9') ++digits;
+    int64_t layer;
+    if (digits > end && digits < key.size() && key[digits] == '.' &&
+        absl::SimpleAtoi(absl::string_view(key).substr(end, digits - end), &layer)) {
+      return layer;
+    }
+    if (pos == 0) break;
+    pos = key.rfind("layers.", pos - 1);
+  }
+  return -1;
+}
+
+struct Item {
+  size_t shard;
+  size_t index;
+  uint64_t bytes;
+  int lane = 0;
+};
+
+// Splits items into `lanes` contiguous runs of similar byte counts; from_hf
+// keeps a layer's items in one run (items are sorted by layer first).
+void AssignLanes(std::vector<Item>& items, const std::vector<int64_t>& group, int lanes) {
+  uint64_t total = 0;
+  for (const Item& it : items) total += it.bytes;
+  uint64_t acc = 0;
+  int lane = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const bool group_start = i == 0 || group[i] != group[i - 1] || group[i] < 0;
+    if (group_start && lane + 1 < lanes && acc >= total * (lane + 1) / lanes) ++lane;
+    items[i].lane = lane;
+    acc += items[i].bytes;
+  }
+}
+
+std::optional<int64_t> ExpertLoraRank(const SafetensorsCheckpoint& ckpt) {
+  for (const auto& shard : ckpt.shards()) {
+    for (const TensorInfo& t : shard.tensors) {
+      if (t.shape.size() == 3 && (absl::EndsWith(t.name, ".mlp.experts.lora_gate_and_up_A") ||
+                                  absl::EndsWith(t.name, ".mlp.experts.lora_down_A"))) {
+        return t.shape[2];
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<InputFiles> DescribeInput(const std::string& path) {
+  InputFiles f;
+  if (!Exists(path)) return absl::NotFoundError(absl::StrCat("input \"", path, "\" does not exist"));
+  f.is_directory = IsDir(path);
+  if (!f.is_directory) return f;
+  if (Exists(Join(path, "config.json"))) f.config_json = Join(path, "config.json");
+  if (Exists(Join(path, "adapter_config.json"))) f.adapter_config_json = Join(path, "adapter_config.json");
+  f.is_adapter = Exists(Join(path, "adapter_model.safetensors"));
+  return f;
+}
+
+absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std::string& input,
+                                                 const std::string& output, const ConvertOptions& options,
+                                                 const CheckpointConvertOptions& copts) {
+  const auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(InputFiles files, DescribeInput(input));
+  ConvertSummary summary;
+  summary.input_is_directory = files.is_directory;
+  summary.adapter = files.is_adapter;
+  if (Exists(output) && !copts.overwrite) {
+    return absl::AlreadyExistsError(absl::StrCat("output \"", output, "\" exists; pass --overwrite to replace it"));
+  }
+  if (Exists(output) && IsDir(output) != files.is_directory) {
+    return absl::InvalidArgumentError(absl::StrCat("output \"", output, "\" is a ",
+                                                   IsDir(output) ? "directory" : "file", " but the input is a ",
+                                                   files.is_directory ? "directory" : "file"));
+  }
+  ASSIGN_OR_RETURN(SafetensorsCheckpoint ckpt, SafetensorsCheckpoint::Open(input));
+  std::vector<std::shared_ptr<SafetensorsFile>> shards;
+  for (size_t s = 0; s < ckpt.shards().size(); ++s) {
+    ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> f, ckpt.OpenShard(s));
+    shards.push_back(std::move(f));
+  }
+
+  // Inputs in file order; from_hf regroups them by layer so that one stream
+  // sees every expert of a layer.
+  std::vector<Item> items;
+  std::vector<int64_t> group;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    for (size_t i = 0; i < shards[s]->num_tensors(); ++i) items.push_back({s, i, shards[s]->nbytes(i)});
+  }
+  int lanes = copts.streams.empty() ? 1 : static_cast<int>(copts.streams.size());
+  if (files.is_adapter) lanes = 1;  // small, and its LoRA layout is decided over the whole adapter
+  lanes = std::max(1, std::min<int>(lanes, static_cast<int>(std::max<size_t>(items.size(), 1))));
+  for (const Item& it : items) group.push_back(direction == Direction::kFromHf
+                                                   ? LayerOf(shards[it.shard]->tensors()[it.index].name)
+                                                   : -1);
+  if (direction == Direction::kFromHf && lanes > 1) {
+    std::vector<size_t> order(items.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return group[a] < group[b]; });
+    std::vector<Item> sorted_items;
+    std::vector<int64_t> sorted_group;
+    for (size_t i : order) {
+      sorted_items.push_back(items[i]);
+      sorted_group.push_back(group[i]);
+    }
+    items.swap(sorted_items);
+    group.swap(sorted_group);
+  }
+  AssignLanes(items, group, lanes);
+  summary.streams = lanes;
+
+  Progress progress;
+  progress.tensors_total = static_cast<int64_t>(items.size());
+  for (const Item& it : items) progress.bytes_total += it.bytes;
+
+  StagedOutput staged(output, files.is_directory);
+  RETURN_IF_ERROR(staged.Create());
+  const std::string out_dir = files.is_directory ? staged.temp() : staged.temp() + ".d";
+  if (!files.is_directory && ::mkdir(out_dir.c_str(), 0755) != 0) {
+    return absl::InternalError(absl::StrCat("mkdir \"", out_dir, "\": ", std::strerror(errno)));
+  }
+  struct DirGuard {
+    std::string path;
+    bool keep;
+    ~DirGuard() {
+      if (!keep) RemoveTree(path);
+    }
+  } out_dir_guard{out_dir, files.is_directory};
+
+  std::map<std::string, std::string> metadata;
+  if (direction == Direction::kFromHf && options.ep_size > 1) {
+    metadata = EpMetadata(options.geometry.num_experts, options.ep_size, options.ep_rank);
+  }
+  const bool single_file = !files.is_directory || files.is_adapter;
+  ShardLanes writer(out_dir, files.is_adapter ? "adapter_model" : "model",
+                    single_file ? 0 : copts.max_shard_bytes, lanes, metadata);
+
+  std::mutex progress_mu;
+  std::atomic<int64_t> tensors_out{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::vector<absl::Status> lane_status(lanes);
+  std::vector<size_t> lane_peak(lanes, 0);
+  std::vector<std::vector<std::string>> lane_warnings(lanes);
+  std::atomic<bool> failed{false};
+
+  auto run_lane = [&](int lane) {
+    TensorSink sink = [&, lane](NamedTensor t) -> absl::Status {
+      tensors_out.fetch_add(1);
+      bytes_out.fetch_add(t.tensor.nbytes());
+      return writer.Add(lane, t);
+    };
+    const StreamOpener& open = copts.streams.empty() ? StreamOpener(OpenEmbeddedStream) : copts.streams[lane];
+    absl::StatusOr<std::unique_ptr<ConversionStream>> stream = open(direction, options, sink);
+    if (!stream.ok()) {
+      lane_status[lane] = stream.status();
+      failed = true;
+      return;
+    }
+    for (const Item& it : items) {
+      if (it.lane != lane) continue;
+      if (failed.load()) return;
+      NamedTensor t = shards[it.shard]->GetAt(it.index);
+      absl::Status s = (*stream)->Send(t);
+      if (!s.ok()) {
+        lane_status[lane] = absl::Status(s.code(), absl::StrCat(shards[it.shard]->path(), ": ", s.message()));
+        failed = true;
+        return;
+      }
+      if (copts.progress) {
+        std::lock_guard<std::mutex> lock(progress_mu);
+        ++progress.tensors_done;
+        progress.bytes_done += it.bytes;
+        copts.progress(progress);
+      }
+    }
+    absl::Status s = (*stream)->Finish();
+    if (!s.ok()) {
+      lane_status[lane] = absl::Status(s.code(), absl::StrCat(input, ": ", s.message()));
+      failed = true;
+      return;
+    }
+    lane_peak[lane] = (*stream)->PeakHeldBytes();
+    lane_warnings[lane] = (*stream)->Warnings();
+  };
+  if (lanes == 1) {
+    run_lane(0);
+  } else {
+    std::vector<std::thread> threads;
+    for (int l = 0; l < lanes; ++l) threads.emplace_back(run_lane, l);
+    for (auto& t : threads) t.join();
+  }
+  for (const absl::Status& s : lane_status) RETURN_IF_ERROR(s);
+
+  ASSIGN_OR_RETURN(std::vector<std::string> written, writer.Finish());
+  summary.tensors_in = progress.tensors_total;
+  summary.bytes_in = progress.bytes_total;
+  summary.tensors_out = tensors_out.load();
+  summary.bytes_out = bytes_out.load();
+  for (int l = 0; l < lanes; ++l) {
+    summary.peak_held_bytes = std::max(summary.peak_held_bytes, lane_peak[l]);
+    for (const auto& w : lane_warnings[l]) {
+      if (std::find(summary.warnings.begin(), summary.warnings.end(), w) == summary.warnings.end()) {
+        summary.warnings.push_back(w);
+      }
+    }
+  }
+
+  if (!files.is_directory) {
+    // A file in, a file out: one lane wrote one file; several lanes wrote
+    // one shard each (max_shard_bytes = 0), merged here in lane order.
+    if (written.size() == 1) {
+      if (::rename(Join(out_dir, written[0]).c_str(), staged.temp().c_str()) != 0) {
+        return absl::InternalError(absl::StrCat("rename: ", std::strerror(errno)));
+      }
+    } else {
+      ASSIGN_OR_RETURN(auto merged, StreamingSafetensorsWriter::Create(staged.temp(), metadata));
+      for (const std::string& name : written) {
+        if (!absl::EndsWith(name, ".safetensors")) continue;
+        ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> part, SafetensorsFile::Open(Join(out_dir, name)));
+        for (size_t i = 0; i < part->num_tensors(); ++i) RETURN_IF_ERROR(merged->Add(part->GetAt(i)));
+      }
+      RETURN_IF_ERROR(merged->Finish());
+    }
+    summary.files = {output.substr(output.rfind('/') == std::string::npos ? 0 : output.rfind('/') + 1)};
+  } else {
+    // Non-tensor files travel with the checkpoint (config, tokenizer, ...).
+    for (const std::string& name : ListFiles(input)) {
+      if (absl::EndsWith(name, ".safetensors") || absl::EndsWith(name, ".safetensors.index.json")) continue;
+      if (name == "adapter_config.json" && files.is_adapter && direction == Direction::kToHf) continue;
+      RETURN_IF_ERROR(CopyFile(Join(input, name), Join(out_dir, name)));
+      written.push_back(name);
+    }
+    if (files.is_adapter && direction == Direction::kToHf) {
+      std::string input_config;
+      if (!options.adapter_config_json.empty()) {
+        input_config = options.adapter_config_json;
+      } else if (!files.adapter_config_json.empty()) {
+        ASSIGN_OR_RETURN(input_config, ReadText(files.adapter_config_json));
+      }
+      ASSIGN_OR_RETURN(std::string cfg,
+                       AdapterConfigForHf(input_config, options.lora_layout.value_or(LoraLayout::kPeftV019),
+                                          ExpertLoraRank(ckpt), copts.lora_alpha));
+      RETURN_IF_ERROR(WriteText(Join(out_dir, "adapter_config.json"), cfg));
+      written.push_back("adapter_config.json");
+    }
+    summary.files = written;
+  }
+  RETURN_IF_ERROR(staged.Commit(copts.overwrite));
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+absl::Status ConvertFile(Direction direction, const std::string& input, const std::string& output,
+                         const ConvertOptions& options, bool overwrite, ConvertSummary* summary) {
+  CheckpointConvertOptions copts;
+  copts.overwrite = overwrite;
+  ASSIGN_OR_RETURN(ConvertSummary s, ConvertCheckpoint(direction, input, output, options, copts));
+  if (summary) *summary = std::move(s);
+  return absl::OkStatus();
+}
+
+}  // namespace moe_adapter

@@ -1,0 +1,54 @@
+// The in-process conversion stream: the core sessions behind ConversionStream.
+#include <algorithm>
+
+#include "core/internal/status_macros.h"
+#include "moe_adapter/checkpoint_convert.h"
+
+namespace moe_adapter {
+namespace {
+
+class EmbeddedToHf final : public ConversionStream {
+ public:
+  EmbeddedToHf(std::unique_ptr<ToHfConverter> conv, TensorSink sink) : conv_(std::move(conv)), sink_(std::move(sink)) {}
+  absl::Status Send(const NamedTensor& t) override { return conv_->Convert(t, sink_); }
+  absl::Status Finish() override { return conv_->Finish(); }
+  std::vector<std::string> Warnings() const override { return conv_->Warnings(); }
+
+ private:
+  std::unique_ptr<ToHfConverter> conv_;
+  TensorSink sink_;
+};
+
+class EmbeddedFromHf final : public ConversionStream {
+ public:
+  EmbeddedFromHf(std::unique_ptr<FromHfConverter> conv, TensorSink sink)
+      : conv_(std::move(conv)), sink_(std::move(sink)) {}
+  absl::Status Send(const NamedTensor& t) override {
+    RETURN_IF_ERROR(conv_->Add(t, sink_));
+    peak_ = std::max(peak_, conv_->HeldBytes());
+    return absl::OkStatus();
+  }
+  absl::Status Finish() override { return conv_->Finish(sink_); }
+  size_t PeakHeldBytes() const override { return peak_; }
+  std::vector<std::string> Warnings() const override { return conv_->Warnings(); }
+
+ private:
+  std::unique_ptr<FromHfConverter> conv_;
+  TensorSink sink_;
+  size_t peak_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ConversionStream>> OpenEmbeddedStream(Direction direction,
+                                                                       const ConvertOptions& options,
+                                                                       TensorSink sink) {
+  if (direction == Direction::kToHf) {
+    ASSIGN_OR_RETURN(std::unique_ptr<ToHfConverter> conv, ToHfConverter::Create(options));
+    return std::unique_ptr<ConversionStream>(new EmbeddedToHf(std::move(conv), std::move(sink)));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<FromHfConverter> conv, FromHfConverter::Create(options));
+  return std::unique_ptr<ConversionStream>(new EmbeddedFromHf(std::move(conv), std::move(sink)));
+}
+
+}  // namespace moe_adapter
