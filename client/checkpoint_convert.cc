@@ -287,6 +287,15 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
   }
   AssignLanes(items, group, lanes);
   summary.streams = lanes;
+  ConvertOptions stream_options = options;
+  if (lanes > 1) {
+    // Each stream sees some layers only; the whole-checkpoint rule is checked
+    // here, from the headers, before any data moves.
+    stream_options.partial_checkpoint = true;
+    std::vector<std::string> keys;
+    for (const Item& it : items) keys.push_back(shards[it.shard]->tensors()[it.index].name);
+    RETURN_IF_ERROR(CheckMoeLayerCoverage(options, keys, direction == Direction::kToHf));
+  }
 
   Progress progress;
   progress.tensors_total = static_cast<int64_t>(items.size());
@@ -329,7 +338,7 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
       return writer.Add(lane, t);
     };
     const StreamOpener& open = copts.streams.empty() ? StreamOpener(OpenEmbeddedStream) : copts.streams[lane];
-    absl::StatusOr<std::unique_ptr<ConversionStream>> stream = open(direction, options, sink);
+    absl::StatusOr<std::unique_ptr<ConversionStream>> stream = open(direction, stream_options, sink);
     if (!stream.ok()) {
       lane_status[lane] = stream.status();
       failed = true;

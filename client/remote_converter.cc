@@ -107,9 +107,10 @@ class RemoteSessionImpl final : public RemoteSession {
     }
     absl::StatusOr<int64_t> n = NumElements(info.shape, DTypeSize(info.dtype));
     if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat("tensor \"", info.name, "\": ", n.status().message()));
-    *req_.mutable_header() = wire::MakeHeader(info, static_cast<uint64_t>(*n), crc);
+    const uint64_t bytes = static_cast<uint64_t>(*n) * DTypeSize(info.dtype);
+    *req_.mutable_header() = wire::MakeHeader(info, bytes, crc);
     current_ = info.name;
-    pending_ = static_cast<uint64_t>(*n);
+    pending_ = bytes;
     return Write();
   }
 

@@ -301,7 +301,7 @@ class FromHfSession final : public FromHfConverter {
           n > 5 ? absl::StrCat(" (and ", n - 5, " more)") : std::string()));
     }
     // With a full config, base weights imply every MoE layer has its experts.
-    if (g.has_layer_plan() && !touched_.empty()) {
+    if (g.has_layer_plan() && !touched_.empty() && !opts_.partial_checkpoint) {
       std::vector<int64_t> absent;
       for (int64_t l = 0; l < *g.num_hidden_layers; ++l) {
         if (g.IsMoeLayer(l) && !layers.count(l)) absent.push_back(l);

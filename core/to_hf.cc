@@ -148,7 +148,7 @@ class ToHfSession final : public ToHfConverter {
 
   absl::Status Finish() override {
     const Geometry& g = opts_.geometry;
-    if (!g.has_layer_plan() || covered_.empty()) return absl::OkStatus();
+    if (!g.has_layer_plan() || covered_.empty() || opts_.partial_checkpoint) return absl::OkStatus();
     std::vector<std::string> missing;
     for (int64_t l = 0; l < *g.num_hidden_layers; ++l) {
       if (!g.IsMoeLayer(l)) continue;

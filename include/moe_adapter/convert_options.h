@@ -89,6 +89,11 @@ struct ConvertOptions {
 
   // Accepted for parity with the reference; changes no value (spec §15.5).
   bool quantization = false;
+
+  // This stream carries only part of a checkpoint (one of several parallel
+  // streams): the config-level rule "every MoE layer has its experts" is left
+  // to the caller, who sees every key (CheckMoeLayerCoverage()).
+  bool partial_checkpoint = false;
 };
 
 // ValidateOptions(): kInvalidArgument for inconsistent options (non-positive

@@ -134,6 +134,15 @@ class FromHfConverter {
   virtual std::vector<std::string> Warnings() const = 0;
 };
 
+// CheckMoeLayerCoverage(): with a full config.json (geometry.has_layer_plan()),
+// a checkpoint holding base expert weights must hold them for every MoE layer
+// (spec §15.2). `native_keys`: true for a to_hf input (grouped keys), false
+// for from_hf (per-expert keys). Sessions apply it themselves unless
+// options.partial_checkpoint; a caller splitting one checkpoint over several
+// streams applies it here, to all keys at once.
+absl::Status CheckMoeLayerCoverage(const ConvertOptions& options, const std::vector<std::string>& keys,
+                                   bool native_keys);
+
 }  // namespace moe_adapter
 
 #endif  // MOE_ADAPTER_CONVERTER_H_

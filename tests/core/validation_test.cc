@@ -168,6 +168,21 @@ TEST_F(Validation, ConfigRequiresEveryMoeLayer) {
               StatusIs(StatusCode::kInvalidArgument, "missing"));
 }
 
+TEST_F(Validation, PartialCheckpointLeavesCoverageToTheCaller) {
+  o.geometry.num_hidden_layers = 3;
+  o.geometry.mlp_only_layers = {1};
+  o.partial_checkpoint = true;  // one of several streams: layer 2 is on another
+  EXPECT_TRUE(RunFromHf(o, PerExpert(0)).ok());
+  std::vector<std::string> keys;
+  for (const auto& t : PerExpert(0)) keys.push_back(t.name);
+  EXPECT_THAT(CheckMoeLayerCoverage(o, keys, /*native_keys=*/false),
+              StatusIs(StatusCode::kInvalidArgument, "layers [2]"));
+  for (const auto& t : PerExpert(2)) keys.push_back(t.name);
+  EXPECT_TRUE(CheckMoeLayerCoverage(o, keys, false).ok());
+  EXPECT_THAT(CheckMoeLayerCoverage(o, {"model.layers.2.mlp.experts.gate_and_up_projs"}, /*native_keys=*/true),
+              StatusIs(StatusCode::kInvalidArgument, "layers [0]"));
+}
+
 TEST_F(Validation, ExpertKeysInADenseLayerAreAnError) {
   o.geometry.num_hidden_layers = 3;
   o.geometry.mlp_only_layers = {1};
