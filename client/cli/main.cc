@@ -14,6 +14,7 @@
 #include "moe_adapter/convert_options.h"
 #include "client/cli/progress.h"
 #include "moe_adapter/checkpoint_convert.h"
+#include "moe_adapter/inspect.h"
 #include "nlohmann/json.hpp"
 
 namespace moe_adapter::cli {
@@ -52,6 +53,7 @@ std::string Usage() {
       "usage:\n"
       "  moe-adapter to-hf   --input IN --output OUT [GEOMETRY] [options]\n"
       "  moe-adapter from-hf --input IN --output OUT [GEOMETRY] [options]\n"
+      "  moe-adapter inspect PATH [--config config.json] [--json]\n"
       "IN/OUT: a .safetensors file, a checkpoint directory or a PEFT adapter directory\n"
       "GEOMETRY: --config config.json | --num-experts E --hidden-size H --moe-intermediate-size I\n"
       "          (default: config.json inside an input directory)\n"
@@ -233,6 +235,86 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int RunInspect(const std::vector<std::string>& args) {
+  static const std::vector<FlagSpec> specs = {
+      {"config", "PATH", "config.json (default: PATH/config.json) to tell ParamWrapper layouts by shape"},
+      {"adapter-config", "PATH", "adapter_config.json (default: PATH/adapter_config.json)"},
+      {"json", nullptr, "print JSON"},
+  };
+  absl::StatusOr<ParsedFlags> f = ParseFlags(specs, args);
+  if (!f.ok() || f->positional.size() != 1) {
+    std::cerr << "moe-adapter: " << (f.ok() ? "inspect needs one PATH" : std::string(f.status().message()))
+              << "\nusage: moe-adapter inspect PATH [--config config.json] [--json]\n" << FlagsHelp(specs);
+    return kExitUsage;
+  }
+  const std::string path = f->positional[0];
+  absl::StatusOr<InputFiles> in = DescribeInput(path);
+  if (!in.ok()) {
+    std::cerr << "moe-adapter: error: " << in.status().message() << "\n";
+    return kExitError;
+  }
+  std::optional<Geometry> geometry;
+  const std::string config = f->Has("config") ? f->Get("config") : in->config_json;
+  if (!config.empty()) {
+    auto text = ReadFile(config, 16 << 20);
+    auto g = text.ok() ? ParseHfConfig(*text) : absl::StatusOr<Geometry>(text.status());
+    if (!g.ok()) {
+      std::cerr << "moe-adapter: error: " << config << ": " << g.status().message() << "\n";
+      return kExitError;
+    }
+    geometry = *g;
+  }
+  std::string adapter_config;
+  const std::string ac = f->Has("adapter-config") ? f->Get("adapter-config") : in->adapter_config_json;
+  if (!ac.empty()) {
+    auto text = ReadFile(ac, 16 << 20);
+    if (!text.ok()) {
+      std::cerr << "moe-adapter: error: " << text.status().message() << "\n";
+      return kExitError;
+    }
+    adapter_config = *text;
+  }
+  absl::StatusOr<CheckpointInfo> info = InspectCheckpoint(path, geometry, adapter_config);
+  if (!info.ok()) {
+    std::cerr << "moe-adapter: error: " << info.status().message() << "\n";
+    return kExitError;
+  }
+  auto opt = [](const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  nlohmann::json j = {{"path", path},
+                      {"formats", info->formats},
+                      {"lora_layout", info->lora_layout ? nlohmann::json(*info->lora_layout) : nlohmann::json(nullptr)},
+                      {"lora_layout_source", info->lora_layout_source},
+                      {"num_experts", opt(info->num_experts)},
+                      {"hidden_size", opt(info->hidden_size)},
+                      {"moe_intermediate_size", opt(info->moe_intermediate_size)},
+                      {"lora_rank", opt(info->lora_rank)},
+                      {"expert_layers", info->expert_layers},
+                      {"tensors", info->tensors},
+                      {"shards", info->shards},
+                      {"bytes", info->bytes},
+                      {"dtypes", info->dtypes},
+                      {"roles", info->roles}};
+  if (f->Has("json")) {
+    std::cout << j.dump() << "\n";
+    return kExitOk;
+  }
+  std::cout << "path:        " << path << "\n";
+  std::string formats;
+  for (const auto& s : info->formats) formats += (formats.empty() ? "" : ", ") + s;
+  std::cout << "format:      " << (formats.empty() ? "no expert tensors" : formats) << "\n";
+  if (info->lora_layout) {
+    std::cout << "lora layout: " << *info->lora_layout
+              << (info->lora_layout_source.empty() ? "" : " (from " + info->lora_layout_source + ")") << "\n";
+  }
+  std::cout << "geometry:    E=" << j["num_experts"].dump() << " H=" << j["hidden_size"].dump()
+            << " I=" << j["moe_intermediate_size"].dump();
+  if (info->lora_rank) std::cout << " r=" << *info->lora_rank;
+  std::cout << "\nlayers:      " << j["expert_layers"].dump() << " hold experts\n";
+  std::cout << "tensors:     " << info->tensors << " in " << info->shards << " file(s), " << HumanBytes(info->bytes) << "\n";
+  std::cout << "dtypes:      " << j["dtypes"].dump() << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -245,6 +327,7 @@ int Main(int argc, char** argv) {
   args.erase(args.begin());
   if (cmd == "to-hf") return RunConvert(Direction::kToHf, args);
   if (cmd == "from-hf") return RunConvert(Direction::kFromHf, args);
+  if (cmd == "inspect") return RunInspect(args);
   std::cerr << "moe-adapter: unknown command \"" << cmd << "\"\n" << Usage();
   return kExitUsage;
 }

@@ -164,7 +164,8 @@ int main() {
   // Vector-eligible shapes (multiples of 8) with tails against the tiles, and
   // odd shapes for the shared-memory kernel (some with padded strides).
   const std::vector<Shape> vec_shapes = {
-      {2, 40, 24, 0, 0, 0}, {1, 264, 72, 0, 0, 0}, {3, 8, 8, 0, 0, 0}, {2, 16, 136, 8, 8, 16}, {1, 520, 8, 0, 0, 0}};
+      {2, 40, 24, 0, 0, 0}, {1, 264, 72, 0, 0, 0}, {3, 8, 8, 0, 0, 0}, {2, 16, 136, 8, 8, 16}, {1, 520, 8, 0, 0, 0},
+      {2, 12, 20, 0, 0, 0}, {1, 132, 36, 4, 4, 8}};
   const std::vector<Shape> odd_shapes = {{3, 17, 10, 0, 0, 0},  {3, 5, 17, 0, 0, 0},  {2, 33, 200, 3, 5, 7},
                                          {1, 1, 1, 0, 0, 0},    {4, 5, 3, 1, 2, 3},   {1, 100, 66, 0, 0, 0},
                                          {2, 40, 24, 0, 0, 0}};

@@ -170,8 +170,7 @@ inline int64_t CheckTranspose(const DeviceTransposeArgs& a, const void* host_src
           const uint32_t want = cvt::ConvertBits(st, dt, s);
           const uint32_t got = LoadBits(host_dst, a.dst_type, b * a.dst_batch_stride + c * a.dst_ld + r);
           if (want != got) {
-            ++local_bad;
-            if (first != nullptr) {
+            if (++local_bad <= 8 && first != nullptr) {
               std::lock_guard<std::mutex> lock(mu);
               if (first->size() < 8) first->push_back({b, r, c, s, want, got});
             }

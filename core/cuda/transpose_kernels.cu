@@ -123,7 +123,7 @@ const char* TransposeVariantName(TransposeVariant v) {
 bool VectorPathOk(const DeviceTransposeArgs& a) {
   const int64_t ss = static_cast<int64_t>(ElemSize(a.src_type));
   const int64_t ds = static_cast<int64_t>(ElemSize(a.dst_type));
-  const int64_t v = (ss == 4 && ds == 4) ? 4 : 8;
+  const int64_t v = ds == 4 ? 4 : 8;  // VecShape<S, D>::V
   auto aligned = [](int64_t x) { return x % 16 == 0; };
   return a.rows % v == 0 && a.cols % v == 0 &&
          reinterpret_cast<uintptr_t>(a.src) % 16 == 0 && reinterpret_cast<uintptr_t>(a.dst) % 16 == 0 &&

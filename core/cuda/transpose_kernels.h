@@ -49,15 +49,16 @@ struct DeviceTransposeArgs {
 // 16-byte vectors (see VectorPathOk) and the shared-memory tile kernel otherwise.
 enum class TransposeVariant : int {
   kAuto = 0,
-  kVectorWide = 1,    // 8x8 (4x4 for f32->f32) register blocks, warp 8 wide x 4 tall
+  kVectorWide = 1,    // 8x8 (4x4 into f32) register blocks, warp 8 wide x 4 tall
   kTiledScalar = 2,   // 32x32 shared-memory tile, one element per access; any layout
   kVectorTall = 3,    // register blocks, warp 4 wide x 8 tall
 };
 const char* TransposeVariantName(TransposeVariant v);
 
-// True when the 16-byte register-block kernels can run on this layout:
-// pointers 16-byte aligned, rows and cols multiples of the block edge (8, or 4
-// for f32->f32), and all strides keep every row start 16-byte aligned.
+// True when the register-block (16-byte vector) kernels can run on this
+// layout: pointers 16-byte aligned, rows and cols multiples of the block edge
+// (4 when the destination is f32, else 8), and all strides keep every row
+// start 16-byte aligned.
 bool VectorPathOk(const DeviceTransposeArgs& a);
 
 // Launches the batched transpose on `stream`. Returns a cudaError_t value

@@ -14,6 +14,14 @@
 
 #include "core/cuda/elem_convert.cuh"
 
+// Unroll hint for the device pass only (the host compiler of the emulation
+// build would warn about an unknown pragma).
+#if defined(__CUDA_ARCH__)
+#define MA_UNROLL _Pragma("unroll")
+#else
+#define MA_UNROLL
+#endif
+
 namespace moe_adapter {
 namespace cuda {
 namespace impl {
@@ -67,6 +75,20 @@ MA_HD void Store16(void* p, const Vec16& v) {
 #endif
 }
 
+MA_HD void Load8(const void* p, uint32_t* w) {
+#if defined(__CUDA_ARCH__)
+  const uint2 x = __ldg(reinterpret_cast<const uint2*>(p));
+  w[0] = x.x;
+  w[1] = x.y;
+#else
+  if (reinterpret_cast<uintptr_t>(p) % 8 != 0) {
+    std::fprintf(stderr, "emulation: misaligned 8-byte load at %p\n", p);
+    std::abort();
+  }
+  std::memcpy(w, p, 8);
+#endif
+}
+
 template <class T>
 MA_HD T LoadScalar(const T* p) {
 #if defined(__CUDA_ARCH__)
@@ -78,7 +100,7 @@ MA_HD T LoadScalar(const T* p) {
 
 // ---------------------------------------------------------------------------
 // Register-block kernel. Each thread moves one VxV block: V row segments of V
-// elements are read with 16-byte loads (all issued before any use), transposed
+// elements are read with 8/16-byte loads (all issued before any use), transposed
 // in registers (pure renaming for 4-byte types, byte permutes for 2-byte ones)
 // with the cast applied per element, and written as V row segments of the
 // destination with 16-byte stores. A warp is LX threads across columns and
@@ -88,8 +110,15 @@ MA_HD T LoadScalar(const T* p) {
 // thread (a whole VxV block is either inside or outside).
 template <class S, class D>
 struct VecShape {
-  static constexpr int V = (sizeof(typename S::Bits) == 4 && sizeof(typename D::Bits) == 4) ? 4 : 8;
-  static constexpr int kSrcWords = V * static_cast<int>(sizeof(typename S::Bits)) / 4;
+  // V = 16 / sizeof(dst element): every destination row segment is exactly one
+  // 16-byte store, so each warp store instruction writes whole 32-byte sectors
+  // (with 32-byte f32 segments split into two stores, a 2-byte -> f32 cast ran
+  // at ~0.6x of copy bandwidth: each store half-filled its sectors). The source
+  // segment is V * sizeof(src) = 8, 16 or 32 bytes (one 8-byte load, or one or
+  // two 16-byte loads; reads of half sectors are served by L1).
+  static constexpr int V = sizeof(typename D::Bits) == 4 ? 4 : 8;
+  static constexpr int kSrcRowBytes = V * static_cast<int>(sizeof(typename S::Bits));
+  static constexpr int kSrcWords = kSrcRowBytes / 4;
   static constexpr int kDstWords = V * static_cast<int>(sizeof(typename D::Bits)) / 4;
 };
 
@@ -118,7 +147,7 @@ MA_HD void VecBlockThread(const KArgs& a, int64_t block, int tid) {
   constexpr int V = Tile::V;
   constexpr int SW = VecShape<S, D>::kSrcWords;
   constexpr int DW = VecShape<S, D>::kDstWords;
-  static_assert(SW % 4 == 0 && DW % 4 == 0, "row segments must be whole 16-byte vectors");
+  static_assert((SW == 2 || SW % 4 == 0) && DW == 4, "row segments: 8/16/32-byte loads, one 16-byte store");
 
   const int lane = tid & 31;
   const int warp = tid >> 5;
@@ -138,21 +167,25 @@ MA_HD void VecBlockThread(const KArgs& a, int64_t block, int tid) {
   DB* dst = static_cast<DB*>(a.dst) + b * a.dst_bs + c0 * a.dst_ld + r0;
 
   uint32_t w[V][SW];
-#pragma unroll
+MA_UNROLL
   for (int j = 0; j < V; ++j) {
-#pragma unroll
-    for (int q = 0; q < SW / 4; ++q) {
-      const Vec16 v = Load16(src + j * a.src_ld + q * (16 / sizeof(SB)));
-      w[j][4 * q + 0] = v.w[0];
-      w[j][4 * q + 1] = v.w[1];
-      w[j][4 * q + 2] = v.w[2];
-      w[j][4 * q + 3] = v.w[3];
+    if (SW == 2) {
+      Load8(src + j * a.src_ld, w[j]);
+    } else {
+MA_UNROLL
+      for (int q = 0; q < SW / 4; ++q) {
+        const Vec16 v = Load16(src + j * a.src_ld + q * (16 / sizeof(SB)));
+        w[j][4 * q + 0] = v.w[0];
+        w[j][4 * q + 1] = v.w[1];
+        w[j][4 * q + 2] = v.w[2];
+        w[j][4 * q + 3] = v.w[3];
+      }
     }
   }
-#pragma unroll
+MA_UNROLL
   for (int i = 0; i < V; ++i) {
     uint32_t o[DW];
-#pragma unroll
+MA_UNROLL
     for (int m = 0; m < DW; ++m) {
       if (sizeof(DB) == 2) {
         const uint32_t lo = cvt::Convert<S, D>::Run(static_cast<SB>(ElemOf<S>(w[2 * m], i)));
@@ -162,7 +195,7 @@ MA_HD void VecBlockThread(const KArgs& a, int64_t block, int tid) {
         o[m] = cvt::Convert<S, D>::Run(static_cast<SB>(ElemOf<S>(w[m], i)));
       }
     }
-#pragma unroll
+MA_UNROLL
     for (int q = 0; q < DW / 4; ++q) {
       Vec16 v;
       v.w[0] = o[4 * q + 0];
@@ -200,7 +233,7 @@ MA_HD void TiledLoad(const KArgs& a, int64_t block, int tid, uint32_t* tile) {
   const int tx = tid % kTile;
   const int ty = tid / kTile;
   const SB* src = static_cast<const SB*>(a.src) + b * a.src_bs;
-#pragma unroll
+MA_UNROLL
   for (int k = 0; k < kTile; k += kThreads / kTile) {
     const int64_t r = rb + ty + k;
     const int64_t c = cb + tx;
@@ -219,7 +252,7 @@ MA_HD void TiledStore(const KArgs& a, int64_t block, int tid, const uint32_t* ti
   const int tx = tid % kTile;
   const int ty = tid / kTile;
   DB* dst = static_cast<DB*>(a.dst) + b * a.dst_bs;
-#pragma unroll
+MA_UNROLL
   for (int k = 0; k < kTile; k += kThreads / kTile) {
     const int64_t c = cb + ty + k;
     const int64_t r = rb + tx;
