@@ -337,7 +337,7 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
       bytes_out.fetch_add(t.tensor.nbytes());
       return writer.Add(lane, t);
     };
-    const StreamOpener& open = copts.streams.empty() ? StreamOpener(OpenEmbeddedStream) : copts.streams[lane];
+    const StreamOpener& open = copts.streams.empty() ? EmbeddedStreams(Device{}) : copts.streams[lane];
     absl::StatusOr<std::unique_ptr<ConversionStream>> stream = open(direction, stream_options, sink);
     if (!stream.ok()) {
       lane_status[lane] = stream.status();

@@ -40,14 +40,20 @@ class EmbeddedFromHf final : public ConversionStream {
 
 }  // namespace
 
+StreamOpener EmbeddedStreams(Device device) {
+  return [device](Direction d, const ConvertOptions& o, TensorSink sink) {
+    return OpenEmbeddedStream(d, o, std::move(sink), device);
+  };
+}
+
 absl::StatusOr<std::unique_ptr<ConversionStream>> OpenEmbeddedStream(Direction direction,
                                                                        const ConvertOptions& options,
-                                                                       TensorSink sink) {
+                                                                       TensorSink sink, const Device& device) {
   if (direction == Direction::kToHf) {
-    ASSIGN_OR_RETURN(std::unique_ptr<ToHfConverter> conv, ToHfConverter::Create(options));
+    ASSIGN_OR_RETURN(std::unique_ptr<ToHfConverter> conv, ToHfConverter::Create(options, device));
     return std::unique_ptr<ConversionStream>(new EmbeddedToHf(std::move(conv), std::move(sink)));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<FromHfConverter> conv, FromHfConverter::Create(options));
+  ASSIGN_OR_RETURN(std::unique_ptr<FromHfConverter> conv, FromHfConverter::Create(options, device));
   return std::unique_ptr<ConversionStream>(new EmbeddedFromHf(std::move(conv), std::move(sink)));
 }
 

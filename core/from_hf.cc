@@ -2,6 +2,7 @@
 // Per-expert tensors are transposed straight into their group's output buffer,
 // so the session holds exactly the incomplete groups.
 #include <algorithm>
+#include <array>
 #include <map>
 #include <cstring>
 #include <set>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "core/accelerator.h"
 #include "core/expert_parallel.h"
 #include "core/internal/status_macros.h"
 #include "core/key_mapping.h"
@@ -27,6 +29,9 @@ namespace {
 // A grouped base tensor being assembled: [E_local, H, 2I] or [E_local, I, H].
 struct BaseGroup {
   Tensor out;
+  // On a device, inputs wait here (shared, not copied) until the group is
+  // complete, then convert in one batched call: [slot][0 = gate/down, 1 = up].
+  std::vector<std::array<Tensor, 2>> pending;
   // Per local expert: bit 0 = gate (or down), bit 1 = up.
   std::vector<uint8_t> have;
   std::vector<DType> part_dtype;  // dtype of the first part seen per expert
@@ -69,8 +74,9 @@ using LayerKey = std::pair<std::string, int64_t>;  // (prefix, layer)
 
 class FromHfSession final : public FromHfConverter {
  public:
-  explicit FromHfSession(const ConvertOptions& o, std::optional<LoraLayout> pw_layout)
+  FromHfSession(const ConvertOptions& o, std::optional<LoraLayout> pw_layout, const Device& device)
       : opts_(o),
+        device_(device),
         family_(Qwen3MoeFamily()),
         range_(EpRange(o.geometry.num_experts, o.ep_size, o.ep_rank)),
         target_(o.dtype ? o.dtype : o.geometry.config_dtype),
@@ -235,6 +241,7 @@ class FromHfSession final : public FromHfConverter {
       grp.have.assign(range_.size(), 0);
       grp.part_dtype.assign(range_.size(), in.dtype);
       grp.missing_parts = range_.size() * (native == KeyRole::kNativeGateUp ? 2 : 1);
+      if (device_.accelerator) grp.pending.resize(range_.size());
       held_ += grp.out.nbytes();
       it = groups_.emplace(native_key, std::move(grp)).first;
     }
@@ -245,7 +252,10 @@ class FromHfSession final : public FromHfConverter {
     grp.have[slot] |= bit;
     --grp.missing_parts;
     const size_t out_elem = DTypeSize(grp.out.dtype);
-    if (native == KeyRole::kNativeGateUp) {
+    if (device_.accelerator) {
+      grp.pending[slot][role == KeyRole::kHfUp ? 1 : 0] = in;
+      held_ += in.nbytes();
+    } else if (native == KeyRole::kNativeGateUp) {
       // gate_e / up_e [I, H] -> columns [0, I) / [I, 2I) of G[e] [H, 2I].
       uint8_t* dst = grp.out.mutable_data() + (slot * H * 2 * I + (role == KeyRole::kHfUp ? I : 0)) * out_elem;
       TransposeCast({in.data.data(), in.dtype, H, dst, grp.out.dtype, 2 * I, I, H});
@@ -255,12 +265,50 @@ class FromHfSession final : public FromHfConverter {
       TransposeCast({in.data.data(), in.dtype, I, dst, grp.out.dtype, H, H, I});
     }
     if (grp.missing_parts > 0) return absl::OkStatus();
+    if (device_.accelerator) RETURN_IF_ERROR(GroupOnDevice(native, grp));
     Tensor out = std::move(grp.out);
     held_ -= out.nbytes();
     groups_.erase(it);
     completed_.insert(native_key);
     RETURN_IF_ERROR(registry_.Claim(native_key));
     return sink(NamedTensor{std::move(native_key), std::move(out)});
+  }
+
+  // A complete group in one batched device call (falls back to the CPU for
+  // a group whose experts mix input dtypes).
+  absl::Status GroupOnDevice(KeyRole native, BaseGroup& grp) {
+    const int64_t n = range_.size(), H = opts_.geometry.hidden_size, I = opts_.geometry.moe_intermediate_size;
+    const DType src = grp.pending[0][0].dtype;
+    bool uniform = true;
+    std::vector<const void*> a(n), b(n);
+    for (int64_t e = 0; e < n; ++e) {
+      a[e] = grp.pending[e][0].data.data();
+      b[e] = grp.pending[e][1].data.data();
+      uniform = uniform && grp.pending[e][0].dtype == src && (native != KeyRole::kNativeGateUp || grp.pending[e][1].dtype == src);
+    }
+    const size_t out_elem = DTypeSize(grp.out.dtype);
+    if (!uniform) {
+      for (int64_t e = 0; e < n; ++e) {
+        if (native == KeyRole::kNativeGateUp) {
+          for (int half = 0; half < 2; ++half) {
+            uint8_t* dst = grp.out.mutable_data() + (e * H * 2 * I + half * I) * out_elem;
+            TransposeCast({grp.pending[e][half].data.data(), grp.pending[e][half].dtype, H, dst, grp.out.dtype, 2 * I, I, H});
+          }
+        } else {
+          TransposeCast({grp.pending[e][0].data.data(), grp.pending[e][0].dtype, I,
+                         grp.out.mutable_data() + e * I * H * out_elem, grp.out.dtype, H, H, I});
+        }
+      }
+    } else if (native == KeyRole::kNativeGateUp) {
+      RETURN_IF_ERROR(device_.accelerator->FromHf(a.data(), b.data(), nullptr, n, H, I, src, grp.out.dtype,
+                                                  grp.out.mutable_data(), nullptr));
+    } else {
+      RETURN_IF_ERROR(device_.accelerator->FromHf(nullptr, nullptr, a.data(), n, H, I, src, grp.out.dtype, nullptr,
+                                                  grp.out.mutable_data()));
+    }
+    for (const auto& p : grp.pending) held_ -= p[0].nbytes() + p[1].nbytes();
+    grp.pending.clear();
+    return absl::OkStatus();
   }
 
   // The reference's message (spec §10), with the same facts.
@@ -532,6 +580,7 @@ class FromHfSession final : public FromHfConverter {
   };
 
   ConvertOptions opts_;
+  Device device_;
   const ModelFamily& family_;
   ExpertRange range_;
   std::optional<DType> target_;
@@ -555,7 +604,8 @@ class FromHfSession final : public FromHfConverter {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const ConvertOptions& options) {
+absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const ConvertOptions& options,
+                                                                         const Device& device) {
   RETURN_IF_ERROR(ValidateOptions(options));
   std::optional<LoraLayout> layout;
   std::string source;
@@ -565,7 +615,7 @@ absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const C
   } else if (!options.lora_layout && !options.adapter_config_json.empty()) {
     ASSIGN_OR_RETURN(layout, LayoutFromAdapterConfig(options.adapter_config_json, &source));
   }
-  auto session = std::make_unique<FromHfSession>(options, layout);
+  auto session = std::make_unique<FromHfSession>(options, layout, device);
   session->pw_layout_source_ = source;
   return std::unique_ptr<FromHfConverter>(std::move(session));
 }

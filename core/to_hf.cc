@@ -4,6 +4,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/accelerator.h"
 #include "core/expert_parallel.h"
 #include "core/internal/status_macros.h"
 #include "core/key_mapping.h"
@@ -19,8 +20,9 @@ namespace {
 
 class ToHfSession final : public ToHfConverter {
  public:
-  explicit ToHfSession(const ConvertOptions& o)
+  ToHfSession(const ConvertOptions& o, const Device& device)
       : opts_(o),
+        device_(device),
         family_(Qwen3MoeFamily()),
         exclude_(o.exclude_key_regex),
         range_(EpRange(o.geometry.num_experts, o.ep_size, o.ep_rank)),
@@ -136,6 +138,7 @@ class ToHfSession final : public ToHfConverter {
         RETURN_IF_ERROR(registry_.Claim(plan.input.name));
         return sink(NamedTensor{plan.input.name, in});
       case TensorPlan::Kind::kSlabs:
+        if (device_.accelerator && plan.num_slabs > 0) return ConvertOnDevice(plan, in, sink);
         for (int64_t i = 0; i < plan.num_slabs; ++i) {
           RETURN_IF_ERROR(ConvertSlab(plan, i, in.data.data() + i * plan.slab_bytes, sink));
         }
@@ -173,6 +176,40 @@ class ToHfSession final : public ToHfConverter {
     if (exclude_.Excludes(key)) return absl::OkStatus();
     RETURN_IF_ERROR(registry_.Claim(key));
     return sink(NamedTensor{std::move(key), std::move(t)});
+  }
+
+  // A whole grouped tensor in one batched device call; outputs are then
+  // emitted in the same order as the slab path.
+  absl::Status ConvertOnDevice(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
+    const Geometry& g = opts_.geometry;
+    const int64_t H = g.hidden_size, I = g.moe_intermediate_size, n = plan.num_slabs;
+    const DType dst = opts_.dtype.value_or(in.dtype);
+    const KeyRole role = static_cast<KeyRole>(plan.role);
+    const bool gate_up = role == KeyRole::kNativeGateUp;
+    std::vector<Tensor> first(n), second(gate_up ? n : 0);
+    std::vector<void*> p1(n), p2(gate_up ? n : 0);
+    for (int64_t e = 0; e < n; ++e) {
+      first[e] = Tensor::Allocate(dst, gate_up ? Shape{I, H} : Shape{H, I});
+      p1[e] = first[e].mutable_data();
+      if (gate_up) {
+        second[e] = Tensor::Allocate(dst, {I, H});
+        p2[e] = second[e].mutable_data();
+      }
+    }
+    if (gate_up) {
+      RETURN_IF_ERROR(device_.accelerator->ToHf(in.data.data(), nullptr, n, H, I, in.dtype, dst, p1.data(), p2.data(),
+                                                nullptr));
+    } else {
+      RETURN_IF_ERROR(
+          device_.accelerator->ToHf(nullptr, in.data.data(), n, H, I, in.dtype, dst, nullptr, nullptr, p1.data()));
+    }
+    for (int64_t e = 0; e < n; ++e) {
+      KeyParts parts{plan.prefix, plan.layer, range_.begin + e};
+      RETURN_IF_ERROR(Emit(family_.all->Format(gate_up ? KeyRole::kHfGate : KeyRole::kHfDown, parts),
+                           std::move(first[e]), sink));
+      if (gate_up) RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfUp, parts), std::move(second[e]), sink));
+    }
+    return absl::OkStatus();
   }
 
   absl::Status LoraParamWrapper(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
@@ -225,6 +262,7 @@ class ToHfSession final : public ToHfConverter {
   }
 
   ConvertOptions opts_;
+  Device device_;
   const ModelFamily& family_;
   ExcludeFilter exclude_;
   ExpertRange range_;
@@ -237,9 +275,10 @@ class ToHfSession final : public ToHfConverter {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ToHfConverter>> ToHfConverter::Create(const ConvertOptions& options) {
+absl::StatusOr<std::unique_ptr<ToHfConverter>> ToHfConverter::Create(const ConvertOptions& options,
+                                                                     const Device& device) {
   RETURN_IF_ERROR(ValidateOptions(options));
-  return std::unique_ptr<ToHfConverter>(new ToHfSession(options));
+  return std::unique_ptr<ToHfConverter>(new ToHfSession(options, device));
 }
 
 absl::Status ToHfConverter::Convert(const NamedTensor& input, const TensorSink& sink) {

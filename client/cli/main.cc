@@ -14,6 +14,7 @@
 #include "moe_adapter/convert_options.h"
 #include "client/cli/progress.h"
 #include "moe_adapter/checkpoint_convert.h"
+#include "moe_adapter/device.h"
 #include "moe_adapter/inspect.h"
 #include "nlohmann/json.hpp"
 
@@ -40,6 +41,7 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"exclude-key-regex", "RE", "to-hf: drop output keys this RE2 regex matches at their start"},
       {"ep-rank", "K", "expert-parallel rank (with --ep-size)"},
       {"ep-size", "N", "expert-parallel world size"},
+      {"device", "DEV", "cpu (default) | cuda | cuda:N | auto: where expert transposes run (local mode)"},
       {"overwrite", nullptr, "replace an existing output"},
       {"quiet", nullptr, "no progress bar and no summary"},
       {"json", nullptr, "print a JSON summary on stdout"},
@@ -202,6 +204,12 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
     }
     copts.lora_alpha = alpha;
   }
+  absl::StatusOr<Device> device = OpenDevice(f->Get("device", "cpu"));
+  if (!device.ok()) {
+    std::cerr << "moe-adapter: error: --device " << f->Get("device") << ": " << device.status().message() << "\n";
+    return device.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
+  }
+  copts.streams = {EmbeddedStreams(*device)};
   const bool quiet = f->Has("quiet");
   ProgressBar bar(!quiet && ::isatty(STDERR_FILENO));
   copts.progress = [&bar](const Progress& p) { bar.Update(p); };

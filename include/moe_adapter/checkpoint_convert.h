@@ -50,10 +50,13 @@ class ConversionStream {
 using StreamOpener = std::function<absl::StatusOr<std::unique_ptr<ConversionStream>>(
     Direction, const ConvertOptions&, TensorSink)>;
 
-// OpenEmbeddedStream(): the in-process core (the default).
+// OpenEmbeddedStream(): the in-process core (the default), on `device`.
 absl::StatusOr<std::unique_ptr<ConversionStream>> OpenEmbeddedStream(Direction direction,
                                                                        const ConvertOptions& options,
-                                                                       TensorSink sink);
+                                                                       TensorSink sink, const Device& device = {});
+
+// EmbeddedStreams(): an opener for in-process streams on `device`.
+StreamOpener EmbeddedStreams(Device device);
 
 // Progress: counts so far, for progress bars.
 struct Progress {

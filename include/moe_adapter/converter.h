@@ -43,6 +43,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "moe_adapter/convert_options.h"
+#include "moe_adapter/device.h"
 #include "moe_adapter/tensor.h"
 
 namespace moe_adapter {
@@ -77,8 +78,10 @@ struct TensorPlan {
 // ToHfConverter: a native -> HF session.
 class ToHfConverter {
  public:
-  // Create(): validates the options.
-  static absl::StatusOr<std::unique_ptr<ToHfConverter>> Create(const ConvertOptions& options);
+  // Create(): validates the options. `device` runs the expert transposes
+  // (default: the CPU); results are the same bits on every device.
+  static absl::StatusOr<std::unique_ptr<ToHfConverter>> Create(const ConvertOptions& options,
+                                                               const Device& device = {});
   virtual ~ToHfConverter() = default;
 
   // Plan(): validates one input header (name, dtype, shape against the
@@ -108,7 +111,8 @@ class ToHfConverter {
 // FromHfConverter: an HF -> native session.
 class FromHfConverter {
  public:
-  static absl::StatusOr<std::unique_ptr<FromHfConverter>> Create(const ConvertOptions& options);
+  static absl::StatusOr<std::unique_ptr<FromHfConverter>> Create(const ConvertOptions& options,
+                                                                 const Device& device = {});
   virtual ~FromHfConverter() = default;
 
   // Plan(): validates one input header; kPassThrough, kDrop or kWhole.

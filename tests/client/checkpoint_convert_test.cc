@@ -53,7 +53,7 @@ TEST_F(CheckpointConvert, ShardedDirectoryRoundTripWithSeveralStreams) {
   for (int streams : {1, 2, 3}) {
     CheckpointConvertOptions c;
     c.max_shard_bytes = 20000;
-    for (int i = 0; i < streams; ++i) c.streams.push_back(OpenEmbeddedStream);
+    for (int i = 0; i < streams; ++i) c.streams.push_back(EmbeddedStreams({}));
     const std::string native = dir_ + "/native" + std::to_string(streams);
     const std::string back = dir_ + "/back" + std::to_string(streams);
     auto a = ConvertCheckpoint(Direction::kFromHf, Fx("hf-bf16-sharded"), native, opts_, c);
@@ -70,7 +70,7 @@ TEST_F(CheckpointConvert, ShardedDirectoryRoundTripWithSeveralStreams) {
 
 TEST_F(CheckpointConvert, SeveralStreamsIntoOneFileKeepTheReferenceOrder) {
   CheckpointConvertOptions c;
-  c.streams = {OpenEmbeddedStream, OpenEmbeddedStream};
+  c.streams = {EmbeddedStreams({}), EmbeddedStreams({})};
   ConvertOptions o = Geo(4, 8, 6);
   const std::string out = dir_ + "/out.safetensors";
   auto s = ConvertCheckpoint(Direction::kToHf, DataDir() + "/golden/full_to_hf_float32.in.safetensors", out, o, c);
