@@ -347,8 +347,13 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
     for (const Item& it : items) {
       if (it.lane != lane) continue;
       if (failed.load()) return;
-      NamedTensor t = shards[it.shard]->GetAt(it.index);
-      absl::Status s = (*stream)->Send(t);
+      absl::Status s;
+      {
+        NamedTensor t = shards[it.shard]->GetAt(it.index);
+        s = (*stream)->Send(t);
+      }
+      // Consumed: keep resident memory to what the converter holds.
+      if (s.ok() && !(*stream)->RetainsInputs()) shards[it.shard]->ReleasePages(it.index);
       if (!s.ok()) {
         lane_status[lane] = absl::Status(s.code(), absl::StrCat(shards[it.shard]->path(), ": ", s.message()));
         failed = true;

@@ -273,6 +273,15 @@ SafetensorsFile::~SafetensorsFile() {
   if (base_ != nullptr) ::munmap(const_cast<uint8_t*>(base_), size_);
 }
 
+void SafetensorsFile::ReleasePages(size_t index) const {
+  static const uintptr_t kPage = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(base_) + data_offset(index);
+  const uintptr_t end = begin + nbytes(index);
+  const uintptr_t first = (begin + kPage - 1) & ~(kPage - 1);
+  const uintptr_t last = end & ~(kPage - 1);
+  if (last > first) (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 absl::StatusOr<size_t> SafetensorsFile::IndexOf(absl::string_view name) const {
   auto it = index_.find(name);
   if (it == index_.end()) {
@@ -292,7 +301,7 @@ NamedTensor SafetensorsFile::GetAt(size_t index) const {
   out.name = info.name;
   out.tensor.dtype = info.dtype;
   out.tensor.shape = info.shape;
-  out.tensor.data = Bytes::Wrap(base_ + data_offset(index), nbytes(index),
+  out.tensor.data = Bytes::WrapMapped(base_ + data_offset(index), nbytes(index),
                                 std::shared_ptr<const void>(shared_from_this()));
   return out;
 }

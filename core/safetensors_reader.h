@@ -94,6 +94,13 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   // mapped_data(): the whole file, file_size() bytes.
   const uint8_t* mapped_data() const { return base_; }
 
+  // ReleasePages(): drops this process's mapping of the pages that lie
+  // wholly inside tensor `index`'s bytes (they stay in the page cache). A
+  // streaming reader calls it once a tensor is consumed, so resident memory
+  // stays bounded however large the file; touching the tensor again simply
+  // faults its pages back in from the file.
+  void ReleasePages(size_t index) const;
+
  private:
   SafetensorsFile() = default;
 

@@ -1,5 +1,8 @@
 #include "moe_adapter/tensor.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <limits>
 
@@ -26,6 +29,22 @@ Bytes Bytes::Wrap(const void* data, size_t size, std::shared_ptr<const void> own
   return b;
 }
 
+Bytes Bytes::WrapMapped(const void* data, size_t size, std::shared_ptr<const void> owner) {
+  Bytes b = Wrap(data, size, std::move(owner));
+  b.mapped_ = true;
+  return b;
+}
+
+void Bytes::ReleasePages(size_t offset, size_t size) const {
+  if (!mapped_ || offset >= size_) return;
+  if (size > size_ - offset) size = size_ - offset;
+  static const uintptr_t kPage = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data_) + offset;
+  const uintptr_t first = (begin + kPage - 1) & ~(kPage - 1);
+  const uintptr_t last = (begin + size) & ~(kPage - 1);
+  if (last > first) (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 Bytes Bytes::CopyOf(const void* data, size_t size) {
   Bytes b = Allocate(size);
   if (size > 0) std::memcpy(b.mutable_data(), data, size);
@@ -35,6 +54,7 @@ Bytes Bytes::CopyOf(const void* data, size_t size) {
 Bytes Bytes::Slice(size_t offset, size_t size) const {
   Bytes b;
   b.owner_ = owner_;
+  b.mapped_ = mapped_;
   b.data_ = data_ + offset;
   b.size_ = size;
   return b;

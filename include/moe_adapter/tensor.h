@@ -38,6 +38,10 @@ class Bytes {
   // Bytes::Wrap(): a view of [data, data+size) that keeps `owner` alive.
   static Bytes Wrap(const void* data, size_t size, std::shared_ptr<const void> owner);
 
+  // Bytes::WrapMapped(): like Wrap() for bytes of a read-only file mapping,
+  // whose pages ReleasePages() may drop once consumed.
+  static Bytes WrapMapped(const void* data, size_t size, std::shared_ptr<const void> owner);
+
   // Bytes::CopyOf(): a heap copy of [data, data+size).
   static Bytes CopyOf(const void* data, size_t size);
 
@@ -49,7 +53,13 @@ class Bytes {
   // Bytes::Slice(): a sub-span sharing the same owner.
   Bytes Slice(size_t offset, size_t size) const;
 
+  // ReleasePages(): for file-mapped bytes, drops the process's resident pages
+  // lying wholly inside [offset, offset+size) (they stay in the page cache and
+  // fault back in if read again). A no-op for any other memory.
+  void ReleasePages(size_t offset, size_t size) const;
+
  private:
+  bool mapped_ = false;
   std::shared_ptr<const void> owner_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
