@@ -323,6 +323,22 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
   ShardLanes writer(out_dir, files.is_adapter ? "adapter_model" : "model",
                     single_file ? 0 : copts.max_shard_bytes, lanes, metadata);
 
+  // Header size bound per lane, from the input headers: entries each input
+  // can produce times a generous entry size.
+  for (int l = 0; l < lanes; ++l) {
+    uint64_t bound = 1024;
+    for (const Item& it : items) {
+      if (it.lane != l) continue;
+      const std::string& name = shards[it.shard]->tensors()[it.index].name;
+      uint64_t entries = 1;
+      if (direction == Direction::kToHf && absl::StrContains(name, ".mlp.experts.")) {
+        entries = 2 * static_cast<uint64_t>(options.geometry.num_experts);
+      }
+      bound += entries * (name.size() + 160);
+    }
+    writer.SetHeaderReserve(l, bound);
+  }
+
   std::mutex progress_mu;
   std::atomic<int64_t> tensors_out{0};
   std::atomic<uint64_t> bytes_out{0};

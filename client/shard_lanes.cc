@@ -53,7 +53,9 @@ absl::Status ShardLanes::Add(int lane_index, const NamedTensor& t) {
   if (!lane.writer) {
     Shard s;
     s.temp_path = absl::StrCat(dir_, "/.lane", lane_index, "-", lane.shards.size(), ".safetensors.tmp");
-    ASSIGN_OR_RETURN(lane.writer, StreamingSafetensorsWriter::Create(s.temp_path, metadata_));
+    SafetensorsWriteOptions wo;
+    wo.reserve_header_bytes = lane.header_reserve;
+    ASSIGN_OR_RETURN(lane.writer, StreamingSafetensorsWriter::Create(s.temp_path, metadata_, wo));
     lane.shards.push_back(std::move(s));
   }
   RETURN_IF_ERROR(lane.writer->Add(t));

@@ -30,6 +30,11 @@ class ShardLanes {
              std::map<std::string, std::string> metadata = {});
   ~ShardLanes();
 
+  // SetHeaderReserve(): an upper bound of the header bytes of each of the
+  // lane's files, so data is written once, in place (see
+  // SafetensorsWriteOptions::reserve_header_bytes). 0: spool and copy.
+  void SetHeaderReserve(int lane, uint64_t bytes) { lanes_[lane].header_reserve = bytes; }
+
   // Add(): thread-safe across lanes; one thread per lane. Duplicate keys
   // across lanes are kInvalidArgument.
   absl::Status Add(int lane, const NamedTensor& tensor);
@@ -46,6 +51,7 @@ class ShardLanes {
     uint64_t bytes = 0;
   };
   struct Lane {
+    uint64_t header_reserve = 0;
     std::unique_ptr<StreamingSafetensorsWriter> writer;
     std::vector<Shard> shards;
   };

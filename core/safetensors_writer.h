@@ -47,6 +47,13 @@ namespace moe_adapter {
 struct SafetensorsWriteOptions {
   // fsync() each file before closing it (durability at a cost in speed).
   bool fsync = false;
+  // StreamingSafetensorsWriter only. 0: tensor data goes to an unlinked spool
+  // and is copied behind the header at Finish(). > 0: this many bytes are
+  // reserved for the JSON header at the start of the output, which is then
+  // written in place (data written once); the header is padded with spaces
+  // (valid JSON whitespace, as the official writer pads) to fill them. A
+  // header that outgrows the reservation falls back to one copy.
+  uint64_t reserve_header_bytes = 0;
 };
 
 // WriteSafetensors(): writes `tensors` in the given order to `path` (created
@@ -89,11 +96,13 @@ class StreamingSafetensorsWriter {
 
  private:
   StreamingSafetensorsWriter() = default;
+  absl::Status FinishInPlace(const absl::StatusOr<std::string>& header);
 
   std::string path_;
   std::map<std::string, std::string> metadata_;
   SafetensorsWriteOptions options_;
   int spool_fd_ = -1;  // unlinked at creation: nothing is left after a crash
+  uint64_t data_start_ = 0;  // > 0: spool_fd_ is the output itself, data from here
   bool done_ = false;
   uint64_t data_bytes_ = 0;
   std::vector<TensorInfo> infos_;

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -12,6 +13,21 @@
 namespace moe_adapter {
 
 Bytes Bytes::Allocate(size_t size) {
+  // Large buffers (grouped experts, expert slabs) get 2 MiB-aligned memory
+  // with transparent huge pages requested: 512x fewer page faults on first
+  // touch and fewer TLB misses in the strided transposes that fill them.
+  constexpr size_t kHuge = size_t{2} << 20;
+  if (size >= 2 * kHuge) {
+    void* p = nullptr;
+    if (::posix_memalign(&p, kHuge, size) == 0) {
+      (void)::madvise(p, size, MADV_HUGEPAGE);
+      Bytes b;
+      b.data_ = static_cast<uint8_t*>(p);
+      b.size_ = size;
+      b.owner_ = std::shared_ptr<void>(p, ::free);
+      return b;
+    }
+  }
   // new[] without value-initialisation: the producer overwrites every byte.
   std::shared_ptr<uint8_t> buf(new uint8_t[size == 0 ? 1 : size], std::default_delete<uint8_t[]>());
   Bytes b;

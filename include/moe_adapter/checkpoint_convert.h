@@ -43,6 +43,9 @@ class ConversionStream {
   // PeakHeldBytes(): the most tensor bytes the converter held at once
   // (0 when unknown, e.g. remote).
   virtual size_t PeakHeldBytes() const { return 0; }
+  // RetainsInputs(): true when the stream keeps references to input bytes
+  // after Send() returns (so the caller must not release them early).
+  virtual bool RetainsInputs() const { return false; }
   virtual std::vector<std::string> Warnings() const = 0;
 };
 

@@ -184,6 +184,47 @@ TEST(SafetensorsRoundTrip, StreamingWriterMatchesOneShotWriter) {
   EXPECT_THAT(dir.List(), ElementsAre("one.safetensors", "stream.safetensors"));
 }
 
+// In-place mode: data written once behind a reserved, space-padded header.
+TEST(SafetensorsRoundTrip, InPlaceWriterReadsBackTheSameTensors) {
+  TempDir dir;
+  std::vector<NamedTensor> tensors = AllDTypeTensors();
+  tensors.push_back(Filled("big", DType::kU8, {9 << 20}, 5));
+  const std::map<std::string, std::string> meta = {{"format", "pt"}};
+  for (uint64_t reserve : {uint64_t{1} << 16, uint64_t{8}}) {  // fits; overflows -> one copy
+    const std::string path = dir / ("inplace" + std::to_string(reserve) + ".safetensors");
+    SafetensorsWriteOptions opts;
+    opts.reserve_header_bytes = reserve;
+    auto w = StreamingSafetensorsWriter::Create(path, meta, opts);
+    ASSERT_TRUE(w.ok()) << w.status();
+    for (const NamedTensor& t : tensors) ASSERT_TRUE((*w)->Add(t).ok());
+    ASSERT_TRUE((*w)->Finish().ok());
+    auto f = SafetensorsFile::Open(path);
+    ASSERT_TRUE(f.ok()) << f.status();
+    ASSERT_EQ((*f)->num_tensors(), tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      NamedTensor got = (*f)->GetAt(i);
+      EXPECT_EQ(got.name, tensors[i].name);
+      EXPECT_EQ(got.tensor.shape, tensors[i].tensor.shape);
+      EXPECT_EQ(0, std::memcmp(got.tensor.data.data(), tensors[i].tensor.data.data(), got.tensor.nbytes()));
+    }
+    EXPECT_EQ((*f)->metadata().at("format"), "pt");
+    if (reserve > 8) EXPECT_EQ((*f)->header_size(), reserve) << "header fills the reservation exactly";
+  }
+  EXPECT_THAT(dir.List(), ElementsAre("inplace65536.safetensors", "inplace8.safetensors"));
+}
+
+TEST(SafetensorsRoundTrip, InPlaceWriterAbortRemovesThePartialFile) {
+  TempDir dir;
+  SafetensorsWriteOptions opts;
+  opts.reserve_header_bytes = 4096;
+  {
+    auto w = StreamingSafetensorsWriter::Create(dir / "x.safetensors", {}, opts);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Add(Filled("a", DType::kU8, {100}, 1)).ok());
+  }  // destroyed without Finish()
+  EXPECT_TRUE(dir.List().empty());
+}
+
 // ---------------------------------------------------------------------------
 // Order = order of data offsets, not of JSON keys
 

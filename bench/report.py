@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Runs the process-level benchmarks for bench/run_all.sh and prints table rows.
+Every figure is a ratio against a baseline measured in the same run."""
+import json, os, resource, subprocess, sys, time
+
+
+def run(cmd):
+    """Runs cmd; returns (wall seconds, peak RSS bytes of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr}")
+    # ru_maxrss of RUSAGE_CHILDREN is the max over children so far: measure in a
+    # fresh wrapper to get this child's own peak.
+    return dt, before
+
+
+def peak_rss(cmd):
+    """Peak RSS (bytes) of cmd alone, via a wrapper process."""
+    code = ("import resource,subprocess,sys;"
+            "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL);"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024);sys.exit(p.returncode)")
+    p = subprocess.run([sys.executable, "-c", code] + cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}")
+    return int(p.stdout.strip())
+
+
+def best(cmd, n, before=None):
+    times = []
+    for _ in range(n):
+        if before:
+            before()
+        t = time.perf_counter()
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        times.append(time.perf_counter() - t)
+        if p.returncode != 0:
+            sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr}")
+    return min(times)
+
+
+def row(what, value, baseline, unit, target=None):
+    ratio = value / baseline if baseline else float("nan")
+    verdict = "" if target is None else (" met" if eval(f"{ratio} {target}") else " **not met**")
+    print(f"| {what} | {value:.2f} {unit} | {baseline:.2f} {unit} | {ratio:.2f} | {target or ''}{verdict} |")
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "header":
+        e, h, i = sys.argv[2:5]
+        size = int(e) * int(h) * int(i) * 3 * 2 / 1e9
+        print(f"Layer: E={e} H={h} I={i} bf16 ({size:.2f} GB of expert weights); "
+              f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
+        print("| what | measured | baseline (same run) | ratio | target |")
+        print("|---|---|---|---|---|")
+    elif mode == "core":
+        bm = {b["name"]: b for b in json.load(open(sys.argv[2]))["benchmarks"]}
+        mem = bm["BM_Memcpy/real_time"]["bytes_per_second"] / 1e9
+        for name, label in (("BM_ToHf/2/0/real_time", "core to_hf, 2 threads"),
+                            ("BM_FromHf/2/0/real_time", "core from_hf, 2 threads"),
+                            ("BM_ToHf/2/1/real_time", "core to_hf, ATen reference"),
+                            ("BM_FromHf/2/1/real_time", "core from_hf, ATen reference")):
+            if name in bm:
+                target = ">= 0.5" if "ATen" not in label else None
+                row(label + " vs memcpy", bm[name]["bytes_per_second"] / 1e9, mem, "GB/s", target)
+    elif mode == "cli":
+        n, work, cli = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+        geo = sys.argv[5:]
+        size = os.path.getsize(f"{work}/native.safetensors")
+
+        def rm(p):
+            return lambda: os.path.exists(p) and os.remove(p)
+        cp = best(["cp", f"{work}/native.safetensors", f"{work}/cp.safetensors"], n, rm(f"{work}/cp.safetensors"))
+        for sub, src in (("to-hf", "native"), ("from-hf", "hf")):
+            out = f"{work}/{sub}.out.safetensors"
+            t = best([cli, sub, "--input", f"{work}/{src}.safetensors", "--output", out, "--quiet"] + geo, n, rm(out))
+            row(f"CLI {sub} file vs cp", size / t / 1e9, size / cp / 1e9, "GB/s", ">= 0.5")
+            if os.path.exists(out):
+                os.remove(out)
+    elif mode == "rss":
+        work, cli, layer_bytes = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        peaks = {}
+        for layers in (2, 6):
+            out = f"{work}/out{layers}"
+            peaks[layers] = peak_rss([cli, "from-hf", "--input", f"{work}/ckpt{layers}", "--output", out, "--quiet"])
+            subprocess.run(["rm", "-rf", out])
+        base = peak_rss([cli, "--help"])
+        for layers, peak in peaks.items():
+            print(f"| CLI from-hf peak RSS, {layers}-layer sharded dir | {peak / 1e6:.0f} MB | one layer {layer_bytes / 1e6:.0f} MB + 256 MB "
+                  f"| {(peak) / (layer_bytes + 256e6):.2f} | <= 1.00{' met' if peak <= layer_bytes + 256e6 else ' **not met**'} |")
+        print(f"| (process baseline: `moe-adapter --help`) | {base / 1e6:.0f} MB | | | |")
+    elif mode == "service":
+        build, work = sys.argv[2], sys.argv[3]
+        subprocess.run([f"{build}/bench/stream_bench", "--work", work] + sys.argv[4:], check=True)
+    elif mode == "footer":
+        print()
+
+
+main()
