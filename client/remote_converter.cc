@@ -64,6 +64,7 @@ v1::StreamOptions ToWire(const ConvertOptions& o, size_t chunk_bytes) {
   w.set_ep_size(o.ep_size);
   w.set_adapter_config_json(o.adapter_config_json);
   w.set_quantization(o.quantization);
+  w.set_partial_checkpoint(o.partial_checkpoint);
   w.set_chunk_size(chunk_bytes);
   return w;
 }
@@ -94,9 +95,22 @@ class RemoteSessionImpl final : public RemoteSession {
 
   absl::Status Send(const NamedTensor& t) override {
     const Bytes& data = t.tensor.data;
-    absl::Status s = BeginTensor(t.info(), Crc32c(data.data(), data.size()));
-    if (!s.ok()) return s;
-    return SendBytes(data.data(), data.size());
+    // Two passes, CRC first (it goes in the header). Pages of a mapped file
+    // are dropped once read, so resident memory stays near one chunk.
+    Crc32cHasher crc;
+    constexpr size_t kCrcBlock = 64u << 20;
+    for (size_t off = 0; off < data.size(); off += kCrcBlock) {
+      const size_t n = std::min(kCrcBlock, data.size() - off);
+      crc.Update(data.data() + off, n);
+      data.ReleasePages(off, n);
+    }
+    absl::Status s = BeginTensor(t.info(), crc.value());
+    for (size_t off = 0; s.ok() && off < data.size(); off += copts_.chunk_bytes) {
+      const size_t n = std::min(copts_.chunk_bytes, data.size() - off);
+      s = SendBytes(data.data() + off, n);
+      data.ReleasePages(off, n);
+    }
+    return s;
   }
 
   absl::Status BeginTensor(const TensorInfo& info, uint32_t crc) override {

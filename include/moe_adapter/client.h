@@ -114,7 +114,10 @@ class RemoteSession {
 
   // Send(): one whole tensor (from memory or an mmap'ed file). Its CRC32C is
   // computed first, then it goes out in chunks read straight from
-  // `tensor`'s bytes. A failed stream returns its final status (as Finish()).
+  // `tensor`'s bytes (one copy, into the message); pages of a file mapping
+  // are released as they are consumed (Bytes::ReleasePages), so sending a
+  // large mapped checkpoint keeps resident memory small. A failed stream
+  // returns its final status (as Finish()).
   virtual absl::Status Send(const NamedTensor& tensor) = 0;
 
   // BeginTensor() + SendBytes(): a tensor whose bytes come piecewise

@@ -1,0 +1,107 @@
+#include "server/frame_codec.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "moe_adapter/dtype.h"
+
+namespace moe_adapter {
+namespace wire {
+
+std::string CrcHex(uint32_t crc) { return absl::StrFormat("0x%08x", crc); }
+
+absl::StatusOr<FrameHeader> ParseHeader(const v1::TensorHeader& h) {
+  FrameHeader out;
+  if (h.name().empty()) return absl::InvalidArgumentError("tensor header without a name");
+  const std::string& name = h.name();
+  absl::StatusOr<DType> dtype = ParseDType(h.dtype());
+  if (!dtype.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor \"", name, "\": unknown dtype \"", h.dtype(), "\" (safetensors names: F32, BF16, ...)"));
+  }
+  out.info.name = name;
+  out.info.dtype = *dtype;
+  out.info.shape.assign(h.shape().begin(), h.shape().end());
+  // NumElements() refuses negative dims and products (x itemsize) beyond int64,
+  // so the byte count below cannot have wrapped.
+  absl::StatusOr<int64_t> numel = NumElements(out.info.shape, DTypeSize(*dtype));
+  if (!numel.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\": shape ", ShapeString(out.info.shape),
+                                                   " of ", h.dtype(), " is invalid: ", numel.status().message()));
+  }
+  const uint64_t bytes = static_cast<uint64_t>(*numel) * DTypeSize(*dtype);
+  if (bytes != h.byte_length()) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\": byte_length ", h.byte_length(),
+                                                   " does not match shape ", ShapeString(out.info.shape), " of ",
+                                                   h.dtype(), " (", bytes, " bytes)"));
+  }
+  out.byte_length = h.byte_length();
+  out.crc32c = h.crc32c();
+  out.metadata.insert(h.metadata().begin(), h.metadata().end());
+  return out;
+}
+
+v1::TensorHeader MakeHeader(const TensorInfo& info, uint64_t byte_length, uint32_t crc,
+                            const std::map<std::string, std::string>& metadata) {
+  v1::TensorHeader h;
+  h.set_name(info.name);
+  h.set_dtype(std::string(DTypeName(info.dtype)));
+  for (int64_t d : info.shape) h.add_shape(d);
+  h.set_byte_length(byte_length);
+  h.set_crc32c(crc);
+  for (const auto& [k, v] : metadata) (*h.mutable_metadata())[k] = v;
+  return h;
+}
+
+absl::StatusOr<const FrameHeader*> FrameReader::Begin(const v1::TensorHeader& header) {
+  if (in_tensor_) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", header_.info.name, "\" is truncated: ", received_,
+                                                   " of ", header_.byte_length, " bytes arrived before the header of \"",
+                                                   header.name(), "\""));
+  }
+  absl::StatusOr<FrameHeader> h = ParseHeader(header);
+  if (!h.ok()) return h.status();
+  header_ = std::move(*h);
+  in_tensor_ = true;
+  received_ = 0;
+  crc_.Reset();
+  return &header_;
+}
+
+absl::StatusOr<uint64_t> FrameReader::Chunk(absl::string_view data) {
+  if (!in_tensor_) return absl::InvalidArgumentError("a chunk arrived without a tensor header before it");
+  if (data.size() > max_chunk_) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", header_.info.name, "\": chunk of ", data.size(),
+                                                   " bytes exceeds the chunk size ", max_chunk_));
+  }
+  if (data.size() > header_.byte_length - received_) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", header_.info.name, "\": chunk goes beyond the declared ",
+                                                   "byte_length ", header_.byte_length, " (", received_, " + ",
+                                                   data.size(), " bytes)"));
+  }
+  const uint64_t offset = received_;
+  crc_.Update(data.data(), data.size());
+  received_ += data.size();
+  return offset;
+}
+
+absl::Status FrameReader::End() {
+  if (!complete()) {
+    return absl::InternalError(absl::StrCat("tensor \"", header_.info.name, "\": End() before its last byte"));
+  }
+  in_tensor_ = false;
+  if (crc_.value() != header_.crc32c) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", header_.info.name, "\": CRC32C mismatch (header says ",
+                                                   CrcHex(header_.crc32c), ", the bytes give ", CrcHex(crc_.value()),
+                                                   ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FrameReader::Close() const {
+  if (!in_tensor_) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("tensor \"", header_.info.name, "\" is truncated: the stream ended after ",
+                                                 received_, " of ", header_.byte_length, " bytes"));
+}
+
+}  // namespace wire
+}  // namespace moe_adapter

@@ -1,0 +1,103 @@
+#include "server/from_hf_reactor.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace moe_adapter {
+namespace server {
+
+TensorSink FromHfReactor::Collect(JobOutputs* outputs) const {
+  return [this, outputs](NamedTensor t) {
+    outputs->push_back(JobOutput{std::move(t), metadata_});
+    return absl::OkStatus();
+  };
+}
+
+absl::Status FromHfReactor::OnOptions(const StreamConfig& config) {
+  absl::StatusOr<std::unique_ptr<FromHfConverter>> conv = FromHfConverter::Create(config.options);
+  if (!conv.ok()) return conv.status();
+  converter_ = std::move(*conv);
+  metadata_ = converter_->OutputMetadata();
+  return absl::OkStatus();
+}
+
+absl::Status FromHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
+  absl::StatusOr<TensorPlan> plan = converter_->Plan(h.info);
+  if (!plan.ok()) return plan.status();
+  plan_ = std::move(*plan);
+  forwarding_ = false;
+  switch (plan_.kind) {
+    case TensorPlan::Kind::kDrop:
+      return absl::OkStatus();
+    case TensorPlan::Kind::kPassThrough: {
+      // Decided (and its key registered) from the header alone; the bytes
+      // are forwarded as they arrive.
+      Tensor header_only{h.info.dtype, h.info.shape, Bytes()};
+      absl::Status s = converter_->Add(plan_, header_only, [this](NamedTensor) {
+        forwarding_ = true;
+        return absl::OkStatus();
+      });
+      if (!s.ok()) return s;
+      if (forwarding_) ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
+      return absl::OkStatus();
+    }
+    case TensorPlan::Kind::kWhole: {
+      const uint64_t need = h.byte_length + plan_.hold_bytes + window_bytes();
+      absl::Status s = ReserveMore(
+          need, plan_.hold_bytes > 0
+                    ? absl::StrCat("tensor \"", h.info.name, "\" (", h.byte_length, " bytes, and ", plan_.hold_bytes,
+                                   " bytes for the group it starts)")
+                    : absl::StrCat("tensor \"", h.info.name, "\" (", h.byte_length, " bytes)"));
+      if (!s.ok()) return s;
+      absl::StatusOr<Bytes> buffer = AllocateBuffer(h.byte_length, h.info.name);
+      if (!buffer.ok()) return buffer.status();
+      buffer_ = std::move(*buffer);
+      return absl::OkStatus();
+    }
+    case TensorPlan::Kind::kSlabs:
+      break;
+  }
+  return absl::InternalError(absl::StrCat("tensor \"", h.info.name, "\": unexpected plan in from_hf"));
+}
+
+absl::Status FromHfReactor::OnTensorChunk(std::string* chunk, uint64_t offset, bool last, Job* job) {
+  switch (plan_.kind) {
+    case TensorPlan::Kind::kDrop:
+      return absl::OkStatus();
+    case TensorPlan::Kind::kPassThrough:
+      if (forwarding_) ForwardChunk(std::move(*chunk));
+      return absl::OkStatus();
+    case TensorPlan::Kind::kWhole:
+      if (!chunk->empty()) std::memcpy(buffer_.mutable_data() + offset, chunk->data(), chunk->size());
+      if (last) {
+        *job = [this](JobOutputs* outputs) {
+          Tensor t{plan_.input.dtype, plan_.input.shape, std::move(buffer_)};
+          buffer_ = Bytes();
+          return converter_->Add(plan_, t, Collect(outputs));
+        };
+      }
+      return absl::OkStatus();
+    case TensorPlan::Kind::kSlabs:
+      break;
+  }
+  return absl::InternalError("unexpected plan in from_hf");
+}
+
+absl::Status FromHfReactor::OnInputEnd(Job* job) {
+  *job = [this](JobOutputs* outputs) { return converter_->Finish(Collect(outputs)); };
+  return absl::OkStatus();
+}
+
+uint64_t FromHfReactor::HeldBytes() const {
+  return buffer_.size() + (converter_ ? converter_->HeldBytes() : 0);
+}
+
+void FromHfReactor::FillSummary(v1::StreamSummary* summary) {
+  if (!converter_) return;
+  for (const std::string& w : converter_->Warnings()) summary->add_warnings(w);
+  for (const auto& [k, v] : metadata_) (*summary->mutable_metadata())[k] = v;
+}
+
+}  // namespace server
+}  // namespace moe_adapter

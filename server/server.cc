@@ -1,0 +1,205 @@
+#include "server/server.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <sstream>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "moe_adapter/v1/adapter.grpc.pb.h"
+#include "server/frame_codec.h"
+#include "server/memory_budget.h"
+#include "server/metrics.h"
+#include "server/service.h"
+#include "server/worker_pool.h"
+
+#ifndef MOE_ADAPTER_VERSION
+#define MOE_ADAPTER_VERSION "0.0.0"
+#endif
+
+namespace moe_adapter {
+namespace server {
+
+const char kVersion[] = MOE_ADAPTER_VERSION;
+
+namespace {
+
+#if defined(MOE_ADAPTER_HAVE_CUDA)
+constexpr bool kCudaBuilt = true;
+#else
+constexpr bool kCudaBuilt = false;
+#endif
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, const char* flag) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return absl::InvalidArgumentError(absl::StrCat("--", flag, ": cannot read \"", path, "\""));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  if (s.size() > (1 << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": \"", path, "\" is larger than 1 MiB"));
+  }
+  return s;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  if (o.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<std::string> cert = ReadSmallFile(o.tls_cert, "tls-cert");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadSmallFile(o.tls_key, "tls-key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(o.tls_client_ca.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!o.tls_client_ca.empty()) {
+    absl::StatusOr<std::string> ca = ReadSmallFile(o.tls_client_ca, "tls-client-ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+  }
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
+int g_signal_pipe[2] = {-1, -1};
+
+void OnSignal(int sig) {
+  const unsigned char b = static_cast<unsigned char>(sig);
+  ssize_t ignored = ::write(g_signal_pipe[1], &b, 1);
+  (void)ignored;
+}
+
+// Health checking and reflection are process-wide switches in gRPC.
+void EnableGrpcPlugins() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const ServerOptions& o) {
+  absl::Status valid = ValidateServerOptions(o);
+  if (!valid.ok()) return valid;
+  ServiceConfig cfg;
+  cfg.version = kVersion;
+  cfg.cuda_built = kCudaBuilt;
+  if (!o.auth_token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadSmallFile(o.auth_token_file, "auth-token-file");
+    if (!token.ok()) return token.status();
+    cfg.auth_token = std::string(absl::StripAsciiWhitespace(*token));
+    if (cfg.auth_token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: \"", o.auth_token_file, "\" is empty"));
+    }
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(o);
+  if (!creds.ok()) return creds.status();
+  cfg.max_chunk_bytes = o.max_chunk_bytes;
+  cfg.default_chunk_bytes = std::min<uint64_t>(wire::kDefaultChunkBytes, o.max_chunk_bytes);
+  cfg.max_receive_message_bytes = o.max_chunk_bytes + wire::kMessageSlackBytes;
+  cfg.max_concurrent_streams = o.max_concurrent_streams;
+
+  std::unique_ptr<AdapterServer> s(new AdapterServer());
+  MetricsInfo info;
+  info.version = kVersion;
+  info.cuda_built = kCudaBuilt;
+  info.max_stream_memory = o.max_stream_memory;
+  info.max_total_memory = o.max_total_memory;
+  s->metrics_ = std::make_unique<Metrics>(info);
+  s->budget_ = std::make_unique<MemoryBudget>(o.max_stream_memory, o.max_total_memory, s->metrics_.get());
+  s->workers_ = std::make_unique<WorkerPool>(o.worker_threads);
+  s->service_ = std::make_unique<AdapterService>(cfg, s->metrics_.get(), s->budget_.get(), s->workers_.get());
+
+  EnableGrpcPlugins();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.listen, *creds, &s->port_);
+  builder.RegisterService(s->service_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_receive_message_bytes));
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) {
+    s->server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on \"", o.listen, "\" (address in use or invalid?)"));
+  }
+  // "" (the whole server) and the service's own name, for probes that ask for it.
+  s->server_->GetHealthCheckService()->SetServingStatus(true);
+  s->server_->GetHealthCheckService()->SetServingStatus(v1::MoeAdapter::service_full_name(), true);
+
+  if (!o.metrics_listen.empty()) {
+    try {
+      s->exposer_ = std::make_unique<prometheus::Exposer>(o.metrics_listen);
+    } catch (const std::exception& e) {
+      s->Shutdown(absl::ZeroDuration());
+      return absl::UnavailableError(
+          absl::StrCat("--metrics-listen: cannot listen on \"", o.metrics_listen, "\": ", e.what()));
+    }
+    s->exposer_->RegisterCollectable(s->metrics_->registry(), "/metrics");
+    std::vector<int> ports = s->exposer_->GetListeningPorts();
+    s->metrics_port_ = ports.empty() ? 0 : ports.front();
+  }
+  return s;
+}
+
+AdapterServer::~AdapterServer() { Shutdown(absl::ZeroDuration()); }
+
+void AdapterServer::Shutdown(absl::Duration grace) {
+  std::call_once(shutdown_once_, [&] {
+    if (!server_) return;
+    // Probes see the drain before the listener closes.
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
+    server_->Wait();
+  });
+}
+
+uint64_t AdapterServer::BufferedBytes() const { return budget_->held(); }
+int AdapterServer::ActiveStreams() const { return service_->active_streams(); }
+
+absl::Status RunServer(const ServerOptions& options) {
+  // A handler, not a blocked-signal mask: threads started before main()
+  // (libraries' static initialisers) would not inherit a mask, and a signal
+  // delivered to one of them would kill the process. The handler only writes
+  // the signal number to a pipe that this thread reads.
+  if (::pipe(g_signal_pipe) != 0) return absl::InternalError("pipe() failed");
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  absl::StatusOr<std::unique_ptr<AdapterServer>> server = AdapterServer::Start(options);
+  if (!server.ok()) return server.status();
+  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::string extra;
+  if ((*server)->metrics_port() != 0) absl::StrAppend(&extra, " (metrics on port ", (*server)->metrics_port(), ")");
+  if (!options.tls_cert.empty()) absl::StrAppend(&extra, options.tls_client_ca.empty() ? " [TLS]" : " [mTLS]");
+  std::fprintf(stderr, "moe-adapter-server: listening on %s:%d%s\n", host.c_str(), (*server)->port(), extra.c_str());
+  std::fflush(stderr);
+
+  unsigned char sig = 0;
+  while (::read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+  }
+  std::fprintf(stderr, "moe-adapter-server: %s: draining (grace %s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               absl::FormatDuration(options.shutdown_grace).c_str());
+  std::fflush(stderr);
+  (*server)->Shutdown(options.shutdown_grace);
+  std::fprintf(stderr, "moe-adapter-server: stopped\n");
+  return absl::OkStatus();
+}
+
+}  // namespace server
+}  // namespace moe_adapter

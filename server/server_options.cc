@@ -1,0 +1,183 @@
+#include "server/server_options.h"
+
+#include <functional>
+#include <limits>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace moe_adapter {
+namespace server {
+namespace {
+
+using Setter = std::function<absl::Status(ServerOptions*, const std::string&)>;
+
+struct FlagRow {
+  const char* name;
+  const char* value;
+  const char* help;
+  Setter set;
+};
+
+absl::Status SizeInto(uint64_t* field, const char* flag, const std::string& v) {
+  absl::StatusOr<uint64_t> n = ParseByteSize(v);
+  if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", n.status().message()));
+  *field = *n;
+  return absl::OkStatus();
+}
+
+const std::vector<FlagRow>& Flags() {
+  static const auto* rows = new std::vector<FlagRow>{
+      {"listen", "ADDR", "gRPC listen address (default 127.0.0.1:50051; port 0 = any free port)",
+       [](ServerOptions* o, const std::string& v) { o->listen = v; return absl::OkStatus(); }},
+      {"metrics-listen", "ADDR", "Prometheus /metrics address (default 127.0.0.1:9464; empty disables)",
+       [](ServerOptions* o, const std::string& v) { o->metrics_listen = v; return absl::OkStatus(); }},
+      {"max-chunk-bytes", "SIZE", "largest chunk accepted and sent (default 4MiB)",
+       [](ServerOptions* o, const std::string& v) { return SizeInto(&o->max_chunk_bytes, "max-chunk-bytes", v); }},
+      {"max-stream-memory", "SIZE", "bytes one stream may hold at once (default 6GiB)",
+       [](ServerOptions* o, const std::string& v) {
+         return SizeInto(&o->max_stream_memory, "max-stream-memory", v);
+       }},
+      {"max-total-memory", "SIZE", "bytes all streams may hold together (default 16GiB)",
+       [](ServerOptions* o, const std::string& v) {
+         return SizeInto(&o->max_total_memory, "max-total-memory", v);
+       }},
+      {"max-concurrent-streams", "N", "conversion streams served at once (default 64)",
+       [](ServerOptions* o, const std::string& v) {
+         if (!absl::SimpleAtoi(v, &o->max_concurrent_streams)) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--max-concurrent-streams must be an integer, got \"", v, "\""));
+         }
+         return absl::OkStatus();
+       }},
+      {"device", "DEV", "where conversions run: cpu (default; CUDA comes in a later release)",
+       [](ServerOptions* o, const std::string& v) { o->device = v; return absl::OkStatus(); }},
+      {"tls-cert", "PEM", "server certificate chain (TLS; with --tls-key)",
+       [](ServerOptions* o, const std::string& v) { o->tls_cert = v; return absl::OkStatus(); }},
+      {"tls-key", "PEM", "server private key (TLS; with --tls-cert)",
+       [](ServerOptions* o, const std::string& v) { o->tls_key = v; return absl::OkStatus(); }},
+      {"tls-client-ca", "PEM", "require client certificates signed by this CA (mTLS)",
+       [](ServerOptions* o, const std::string& v) { o->tls_client_ca = v; return absl::OkStatus(); }},
+      {"auth-token-file", "PATH", "require `authorization: Bearer <token>` with the token in PATH",
+       [](ServerOptions* o, const std::string& v) { o->auth_token_file = v; return absl::OkStatus(); }},
+      {"shutdown-grace", "DURATION", "on SIGTERM/SIGINT, time in-flight streams get to finish (default 30s)",
+       [](ServerOptions* o, const std::string& v) {
+         double seconds;
+         if (absl::SimpleAtod(v, &seconds)) {
+           o->shutdown_grace = absl::Seconds(seconds);
+         } else if (!absl::ParseDuration(v, &o->shutdown_grace)) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--shutdown-grace must be a duration like 30s or 500ms, got \"", v, "\""));
+         }
+         return absl::OkStatus();
+       }},
+  };
+  return *rows;
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
+  absl::string_view t = absl::StripAsciiWhitespace(text);
+  size_t digits = 0;
+  while (digits < t.size() && absl::ascii_isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
+  uint64_t n;
+  if (digits == 0 || !absl::SimpleAtoi(t.substr(0, digits), &n)) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not a size (e.g. 4194304, 4MiB, 6GiB)"));
+  }
+  const std::string suffix = absl::AsciiStrToLower(t.substr(digits));
+  struct Unit {
+    const char* name;
+    uint64_t factor;
+  };
+  static constexpr Unit kUnits[] = {
+      {"", 1},          {"b", 1},           {"k", 1ull << 10},    {"kib", 1ull << 10}, {"kb", 1000},
+      {"m", 1ull << 20}, {"mib", 1ull << 20}, {"mb", 1000000},     {"g", 1ull << 30},   {"gib", 1ull << 30},
+      {"gb", 1000000000}, {"t", 1ull << 40},  {"tib", 1ull << 40}, {"tb", 1000000000000ull},
+  };
+  for (const Unit& u : kUnits) {
+    if (suffix != u.name) continue;
+    if (n > std::numeric_limits<uint64_t>::max() / u.factor) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is too large"));
+    }
+    return n * u.factor;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", text, "\": unknown size unit \"", t.substr(digits), "\" (use KiB, MiB, GiB, TiB, KB, MB, GB, TB)"));
+}
+
+absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& args) {
+  ServerOptions o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (!absl::ConsumePrefix(&arg, "--")) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", args[i], "\""));
+    }
+    std::string name(arg), value;
+    bool has_value = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_value = true;
+    }
+    const FlagRow* row = nullptr;
+    for (const FlagRow& r : Flags()) {
+      if (name == r.name) row = &r;
+    }
+    if (!row) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    if (!has_value) {
+      if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+      value = args[++i];
+    }
+    absl::Status s = row->set(&o, value);
+    if (!s.ok()) return s;
+  }
+  absl::Status v = ValidateServerOptions(o);
+  if (!v.ok()) return v;
+  return o;
+}
+
+absl::Status ValidateServerOptions(const ServerOptions& o) {
+  if (o.device != "cpu") {
+    return absl::InvalidArgumentError(absl::StrCat("--device \"", o.device,
+                                                   "\" is not supported: this server converts on \"cpu\" only "
+                                                   "(CUDA support comes in a later release)"));
+  }
+  if (o.listen.empty()) return absl::InvalidArgumentError("--listen must not be empty");
+  if (o.max_chunk_bytes == 0 || o.max_chunk_bytes > (1ull << 30)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-chunk-bytes must be in [1, 1GiB], got ", o.max_chunk_bytes));
+  }
+  if (o.max_stream_memory == 0) return absl::InvalidArgumentError("--max-stream-memory must be positive");
+  if (o.max_total_memory == 0) return absl::InvalidArgumentError("--max-total-memory must be positive");
+  if (o.max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-concurrent-streams must be at least 1, got ", o.max_concurrent_streams));
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key (mTLS is TLS first)");
+  }
+  if (o.shutdown_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--shutdown-grace must not be negative");
+  }
+  return absl::OkStatus();
+}
+
+std::string ServerUsage() {
+  std::string out = "usage: moe-adapter-server [flags]\nflags:\n";
+  for (const FlagRow& r : Flags()) {
+    std::string left = absl::StrCat("  --", r.name, " ", r.value);
+    if (left.size() < 34) left.resize(34, ' ');
+    absl::StrAppend(&out, left, " ", r.help, "\n");
+  }
+  absl::StrAppend(&out, "  --help                           this text\n");
+  return out;
+}
+
+}  // namespace server
+}  // namespace moe_adapter

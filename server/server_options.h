@@ -1,0 +1,81 @@
+// File: server/server_options.h
+//
+// ServerOptions: everything moe-adapter-server is configured with, one field
+// per command-line flag (docs/server.md lists them), and the flag parser that
+// main.cc hands argv to.
+//
+// Example:
+//   absl::StatusOr<ServerOptions> o = ParseServerFlags({"--listen", "0.0.0.0:50051"});
+//   if (!o.ok()) { std::cerr << o.status().message() << "\n" << ServerUsage(); return 2; }
+//
+// Sizes accept a byte count or a suffix: KiB MiB GiB TiB (also K M G T), or
+// KB MB GB TB (powers of 1000). Durations: "30s", "500ms", "2m", or seconds.
+#ifndef MOE_ADAPTER_SERVER_SERVER_OPTIONS_H_
+#define MOE_ADAPTER_SERVER_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace moe_adapter {
+namespace server {
+
+struct ServerOptions {
+  // --listen: gRPC address; port 0 picks a free port (printed at start).
+  std::string listen = "127.0.0.1:50051";
+  // --metrics-listen: Prometheus address, served at /metrics; empty disables.
+  std::string metrics_listen = "127.0.0.1:9464";
+  // --max-chunk-bytes: largest chunk accepted and sent; also the default
+  // chunk size when it is below 4 MiB.
+  uint64_t max_chunk_bytes = 4ull << 20;
+  // --max-stream-memory: bytes one stream may hold at once. 6 GiB lets one
+  // Qwen3-235B-A22B layer through FromHF (its two groups, 3.2 + 1.6 GB, are
+  // held together until they complete).
+  uint64_t max_stream_memory = 6ull << 30;
+  // --max-total-memory: bytes all streams together may hold.
+  uint64_t max_total_memory = 16ull << 30;
+  // --max-concurrent-streams: conversion streams served at once; more are
+  // refused with RESOURCE_EXHAUSTED.
+  int max_concurrent_streams = 64;
+  // --device: where conversions run; only "cpu" in this release.
+  std::string device = "cpu";
+  // --tls-cert / --tls-key: PEM files; both or neither. Without them the
+  // server speaks plaintext.
+  std::string tls_cert;
+  std::string tls_key;
+  // --tls-client-ca: PEM CA bundle; when set, clients must present a
+  // certificate it signed (mTLS).
+  std::string tls_client_ca;
+  // --auth-token-file: a file holding the bearer token that every conversion
+  // and GetInfo call must carry (`authorization: Bearer <token>`). The health
+  // service answers without it.
+  std::string auth_token_file;
+  // --shutdown-grace: on SIGTERM/SIGINT, how long in-flight streams may run
+  // before they are cancelled.
+  absl::Duration shutdown_grace = absl::Seconds(30);
+  // Conversion worker threads; 0 = one per hardware thread (not a flag).
+  int worker_threads = 0;
+};
+
+// ParseServerFlags(): "--name value" or "--name=value"; unknown flags, bad
+// values and invalid combinations are kInvalidArgument (a usage error).
+absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& args);
+
+// ValidateServerOptions(): the checks ParseServerFlags() applies, for options
+// built in code.
+absl::Status ValidateServerOptions(const ServerOptions& options);
+
+// ServerUsage(): the help text, one line per flag with its default.
+std::string ServerUsage();
+
+// ParseByteSize(): "4MiB" -> 4194304 (see the file comment).
+absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text);
+
+}  // namespace server
+}  // namespace moe_adapter
+
+#endif  // MOE_ADAPTER_SERVER_SERVER_OPTIONS_H_

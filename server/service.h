@@ -1,0 +1,77 @@
+// File: server/service.h
+//
+// AdapterService: the moe_adapter.v1.MoeAdapter callback service. Each RPC
+// method is short: admit the call (bearer token, stream limit), then return
+// the reactor that serves it (to_hf_reactor.h, from_hf_reactor.h,
+// convert_tensor_reactor.h) or, for GetInfo, answer at once. A refused call
+// finishes with UNAUTHENTICATED or RESOURCE_EXHAUSTED before reading anything.
+//
+// Example (what server.cc does):
+//   AdapterService service(config, &metrics, &budget, &workers);
+//   builder.RegisterService(&service);
+//
+// Thread-safety: methods are called concurrently by gRPC; the service is
+// thread-safe. It must outlive the grpc::Server and every stream.
+#ifndef MOE_ADAPTER_SERVER_SERVICE_H_
+#define MOE_ADAPTER_SERVER_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "moe_adapter/v1/adapter.grpc.pb.h"
+#include "server/memory_budget.h"
+#include "server/metrics.h"
+#include "server/stream_reactor.h"
+#include "server/worker_pool.h"
+
+namespace moe_adapter {
+namespace server {
+
+struct ServiceConfig {
+  std::string version;
+  bool cuda_built = false;
+  // Empty: no token required.
+  std::string auth_token;
+  uint64_t max_chunk_bytes = wire::kDefaultChunkBytes;
+  uint64_t default_chunk_bytes = wire::kDefaultChunkBytes;
+  uint64_t max_receive_message_bytes = 0;
+  int max_concurrent_streams = 64;
+};
+
+class AdapterService final : public v1::MoeAdapter::CallbackService {
+ public:
+  // `metrics`, `budget` and `workers` must outlive the service.
+  AdapterService(const ServiceConfig& config, Metrics* metrics, MemoryBudget* budget, WorkerPool* workers);
+
+  using BidiReactor = grpc::ServerBidiReactor<v1::ConvertRequest, v1::ConvertResponse>;
+  BidiReactor* ToHF(grpc::CallbackServerContext* context) override;
+  BidiReactor* FromHF(grpc::CallbackServerContext* context) override;
+  BidiReactor* ConvertTensor(grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* GetInfo(grpc::CallbackServerContext* context, const v1::GetInfoRequest* request,
+                                    v1::ServerInfo* response) override;
+
+  // active_streams(): conversion streams admitted and not yet destroyed.
+  int active_streams() const { return active_.load(); }
+
+ private:
+  // CheckToken(): UNAUTHENTICATED unless the call carries the bearer token.
+  absl::Status CheckToken(const grpc::CallbackServerContext* context) const;
+  // OpenStream(): admits the call, then builds the RPC's reactor.
+  template <class R>
+  BidiReactor* OpenStream(grpc::CallbackServerContext* context, Rpc rpc);
+
+  const ServiceConfig config_;
+  Metrics* metrics_;
+  MemoryBudget* budget_;
+  WorkerPool* workers_;
+  std::atomic<int> active_{0};
+};
+
+}  // namespace server
+}  // namespace moe_adapter
+
+#endif  // MOE_ADAPTER_SERVER_SERVICE_H_

@@ -1,0 +1,76 @@
+#include "server/stream_options.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace moe_adapter {
+namespace server {
+namespace {
+
+absl::Status Prefixed(const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat("options: ", s.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<StreamConfig> StreamConfigFromWire(const v1::StreamOptions& w, uint64_t default_chunk,
+                                                  uint64_t max_chunk) {
+  StreamConfig cfg;
+  ConvertOptions& o = cfg.options;
+  const v1::Geometry& g = w.geometry();
+  const bool has_trio = g.num_experts() != 0 || g.hidden_size() != 0 || g.moe_intermediate_size() != 0;
+  if (!w.config_json().empty()) {
+    absl::StatusOr<Geometry> parsed = ParseHfConfig(w.config_json());
+    if (!parsed.ok()) return Prefixed(parsed.status());
+    o.geometry = *parsed;
+    if (g.num_experts() != 0) o.geometry.num_experts = g.num_experts();
+    if (g.hidden_size() != 0) o.geometry.hidden_size = g.hidden_size();
+    if (g.moe_intermediate_size() != 0) o.geometry.moe_intermediate_size = g.moe_intermediate_size();
+  } else if (has_trio) {
+    o.geometry.num_experts = g.num_experts();
+    o.geometry.hidden_size = g.hidden_size();
+    o.geometry.moe_intermediate_size = g.moe_intermediate_size();
+    if (g.has_num_hidden_layers()) o.geometry.num_hidden_layers = g.num_hidden_layers();
+    o.geometry.mlp_only_layers.assign(g.mlp_only_layers().begin(), g.mlp_only_layers().end());
+    if (g.decoder_sparse_step() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options: geometry.decoder_sparse_step must be >= 0, got ", g.decoder_sparse_step()));
+    }
+    o.geometry.decoder_sparse_step = g.decoder_sparse_step() == 0 ? 1 : g.decoder_sparse_step();
+    if (!g.config_dtype().empty()) {
+      absl::StatusOr<DType> dt = ParseTorchDType(g.config_dtype());
+      if (!dt.ok()) return Prefixed(dt.status());
+      o.geometry.config_dtype = *dt;
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        "options: no geometry: set geometry {num_experts, hidden_size, moe_intermediate_size} or config_json");
+  }
+  if (!w.lora_layout().empty()) {
+    absl::StatusOr<LoraLayout> l = ParseLoraLayout(w.lora_layout());
+    if (!l.ok()) return Prefixed(l.status());
+    o.lora_layout = *l;
+  }
+  if (!w.dtype().empty()) {
+    absl::StatusOr<DType> d = ParseTorchDType(w.dtype());
+    if (!d.ok()) return Prefixed(d.status());
+    o.dtype = *d;
+  }
+  o.exclude_key_regex = w.exclude_key_regex();
+  o.ep_rank = w.ep_rank();
+  o.ep_size = w.ep_size() == 0 ? 1 : w.ep_size();
+  o.adapter_config_json = w.adapter_config_json();
+  o.quantization = w.quantization();
+  o.partial_checkpoint = w.partial_checkpoint();
+  absl::Status valid = ValidateOptions(o);
+  if (!valid.ok()) return Prefixed(valid);
+
+  cfg.chunk_bytes = w.chunk_size() == 0 ? default_chunk : w.chunk_size();
+  if (cfg.chunk_bytes > max_chunk) {
+    return absl::InvalidArgumentError(absl::StrCat("options: chunk_size ", cfg.chunk_bytes,
+                                                   " exceeds the server's --max-chunk-bytes ", max_chunk));
+  }
+  return cfg;
+}
+
+}  // namespace server
+}  // namespace moe_adapter

@@ -1,0 +1,297 @@
+#include "server/stream_reactor.h"
+
+#include <exception>
+#include <new>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "moe_adapter/crc32c.h"
+#include "server/status_mapping.h"
+
+namespace moe_adapter {
+namespace server {
+namespace {
+
+constexpr char kOutOfMemory[] =
+    "the server ran out of memory (its --max-stream-memory / --max-total-memory exceed what the machine has)";
+
+// The core allocates its outputs and groups; an allocation the machine cannot
+// satisfy fails this stream, not the process.
+absl::Status RunGuarded(const Job& job, JobOutputs* outputs) {
+  try {
+    return job(outputs);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(kOutOfMemory);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("conversion failed: ", e.what()));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Bytes> StreamReactor::AllocateBuffer(uint64_t size, const std::string& tensor) {
+  try {
+    return Bytes::Allocate(size);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("tensor \"", tensor, "\": ", kOutOfMemory));
+  }
+}
+
+StreamReactor::StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServerContext* context)
+    : env_(env),
+      rpc_(rpc),
+      deadline_(context->deadline()),
+      started_(std::chrono::steady_clock::now()),
+      account_(env.budget),
+      reader_(env.default_chunk_bytes),
+      queue_(env.default_chunk_bytes),
+      chunk_bytes_(env.default_chunk_bytes) {}
+
+StreamReactor::~StreamReactor() {
+  queue_.Clear();
+  account_.SetHeld(0);
+  if (env_.on_destroyed) env_.on_destroyed();
+}
+
+void StreamReactor::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Pump();
+}
+
+// ---- reactions ---------------------------------------------------------------
+
+void StreamReactor::OnReadDone(bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  read_in_flight_ = false;
+  if (finish_called_ || !error_.ok()) return Pump();
+  Job job;
+  absl::Status s;
+  if (ok) {
+    s = HandleMessage(&job);
+  } else {
+    // The client half-closed (or the call broke; OnCancel then follows).
+    input_ended_ = true;
+    s = HandleInputEnd(&job);
+  }
+  if (!s.ok()) {
+    Fail(s);
+  } else if (job) {
+    StartJob(std::move(job), /*end_of_input=*/!ok);
+  } else if (!ok) {
+    QueueSummary();
+  }
+  Pump();
+}
+
+void StreamReactor::OnWriteDone(bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  write_in_flight_ = false;
+  if (!ok) Fail(absl::CancelledError("the client stopped receiving"));
+  Pump();
+}
+
+void StreamReactor::OnCancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  Fail(absl::CancelledError("the stream was cancelled"));
+  Pump();
+}
+
+void StreamReactor::OnDone() {
+  bool destroy;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    grpc::StatusCode code = final_code_;
+    if (cancelled_) {
+      code = std::chrono::system_clock::now() >= deadline_ ? grpc::StatusCode::DEADLINE_EXCEEDED
+                                                           : grpc::StatusCode::CANCELLED;
+    }
+    env_.metrics->RequestFinished(rpc_, code);
+    env_.metrics->StreamDuration(
+        rpc_, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    // Free what the stream holds now; the subclass's buffers go with it.
+    queue_.Clear();
+    destroy = !job_running_;
+  }
+  if (destroy) delete this;
+}
+
+// ---- input -------------------------------------------------------------------
+
+absl::Status StreamReactor::HandleMessage(Job* job) {
+  switch (in_.kind_case()) {
+    case v1::ConvertRequest::kOptions: {
+      if (options_seen_) return absl::InvalidArgumentError("options sent twice: only the first message carries them");
+      absl::StatusOr<StreamConfig> cfg =
+          StreamConfigFromWire(in_.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
+      if (!cfg.ok()) return cfg.status();
+      chunk_bytes_ = cfg->chunk_bytes;
+      reader_ = wire::FrameReader(chunk_bytes_);
+      queue_ = OutputQueue(chunk_bytes_);
+      options_seen_ = true;
+      return OnOptions(*cfg);
+    }
+    case v1::ConvertRequest::kHeader: {
+      if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
+      absl::StatusOr<const wire::FrameHeader*> h = reader_.Begin(in_.header());
+      if (!h.ok()) return h.status();
+      RefreshHeld();
+      absl::Status s = OnTensorBegin(**h);
+      if (!s.ok()) return s;
+      if (!reader_.complete()) return absl::OkStatus();
+      std::string empty;
+      return Deliver(&empty, 0, job);
+    }
+    case v1::ConvertRequest::kChunk: {
+      if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
+      absl::StatusOr<uint64_t> offset = reader_.Chunk(in_.chunk());
+      if (!offset.ok()) return offset.status();
+      bytes_in_ += in_.chunk().size();
+      env_.metrics->Payload(rpc_, Direction::kIn, in_.chunk().size());
+      return Deliver(in_.mutable_chunk(), *offset, job);
+    }
+    case v1::ConvertRequest::KIND_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("a message with neither options, a tensor header nor a chunk");
+}
+
+absl::Status StreamReactor::Deliver(std::string* chunk, uint64_t offset, Job* job) {
+  const bool last = reader_.complete();
+  if (last) {
+    absl::Status crc = reader_.End();
+    if (!crc.ok()) return crc;
+    ++tensors_in_;
+    env_.metrics->Tensor(rpc_, Direction::kIn);
+  }
+  return OnTensorChunk(chunk, offset, last, job);
+}
+
+absl::Status StreamReactor::HandleInputEnd(Job* job) {
+  if (!options_seen_) return absl::InvalidArgumentError("the stream ended before its options");
+  absl::Status s = reader_.Close();
+  if (!s.ok()) return s;
+  return OnInputEnd(job);
+}
+
+// ---- jobs --------------------------------------------------------------------
+
+void StreamReactor::StartJob(Job job, bool end_of_input) {
+  job_running_ = true;
+  env_.workers->Submit([this, job = std::move(job), end_of_input] {
+    JobOutputs outputs;
+    const auto t0 = std::chrono::steady_clock::now();
+    absl::Status s = RunGuarded(job, &outputs);
+    env_.metrics->ConversionDuration(rpc_,
+                                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    // Checksums are computed here, off the lock and off gRPC's threads.
+    std::vector<v1::TensorHeader> headers;
+    if (s.ok()) {
+      headers.reserve(outputs.size());
+      for (const JobOutput& o : outputs) {
+        const Bytes& data = o.tensor.tensor.data;
+        headers.push_back(wire::MakeHeader(o.tensor.info(), data.size(), Crc32c(data.data(), data.size()),
+                                           o.metadata));
+      }
+    }
+    bool destroy;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_running_ = false;
+      destroy = done_;
+      if (!destroy) {
+        if (!s.ok()) {
+          Fail(s);
+        } else if (!finish_called_ && error_.ok()) {
+          for (size_t i = 0; i < outputs.size(); ++i) {
+            bytes_out_ += outputs[i].tensor.tensor.data.size();
+            queue_.PushTensor(std::move(headers[i]), std::move(outputs[i].tensor.tensor.data));
+            ++tensors_out_;
+            env_.metrics->Tensor(rpc_, Direction::kOut);
+          }
+          if (end_of_input) QueueSummary();
+        }
+        Pump();
+      }
+    }
+    outputs.clear();
+    if (destroy) delete this;
+  });
+}
+
+// ---- output ------------------------------------------------------------------
+
+void StreamReactor::ForwardHeader(v1::TensorHeader header) {
+  queue_.PushHeader(std::move(header));
+  ++tensors_out_;
+  env_.metrics->Tensor(rpc_, Direction::kOut);
+}
+
+void StreamReactor::ForwardChunk(std::string chunk) {
+  bytes_out_ += chunk.size();
+  if (!chunk.empty()) queue_.PushChunk(std::move(chunk));
+}
+
+void StreamReactor::QueueSummary() {
+  v1::StreamSummary summary;
+  FillSummary(&summary);
+  summary.set_tensors_in(tensors_in_);
+  summary.set_tensors_out(tensors_out_);
+  summary.set_bytes_in(bytes_in_);
+  summary.set_bytes_out(bytes_out_);
+  summary.set_peak_buffered_bytes(account_.peak());
+  queue_.PushSummary(std::move(summary));
+  summary_queued_ = true;
+}
+
+void StreamReactor::Fail(const absl::Status& status) {
+  if (error_.ok()) error_ = status;
+  // Outputs nobody will read are dropped now; input buffers go with the reactor.
+  queue_.Clear();
+}
+
+void StreamReactor::RefreshHeld() {
+  if (!job_running_) sub_held_ = HeldBytes();
+  account_.SetHeld(sub_held_ + queue_.bytes());
+}
+
+absl::Status StreamReactor::ReserveMore(uint64_t need, const std::string& what) {
+  return account_.Reserve(account_.held() + need, what);
+}
+
+void StreamReactor::Pump() {
+  if (finish_called_) return;
+  if (!error_.ok()) {
+    // Finish once the write in flight is back; a pending read just fails.
+    if (!write_in_flight_) {
+      finish_called_ = true;
+      grpc::Status status = ToGrpcStatus(error_);
+      final_code_ = status.error_code();
+      Finish(status);
+    }
+    return;
+  }
+  if (!write_in_flight_) {
+    uint64_t payload = 0;
+    if (queue_.Next(&out_, &payload)) {
+      write_in_flight_ = true;
+      if (payload) env_.metrics->Payload(rpc_, Direction::kOut, payload);
+      StartWrite(&out_);
+    }
+  }
+  RefreshHeld();
+  if (!job_running_ && !reader_.in_tensor()) account_.Settle();
+  if (!read_in_flight_ && !input_ended_ && !job_running_ && queue_.bytes() <= window_bytes()) {
+    read_in_flight_ = true;
+    StartRead(&in_);
+  }
+  if (summary_queued_ && !write_in_flight_ && queue_.empty()) {
+    finish_called_ = true;
+    final_code_ = grpc::StatusCode::OK;
+    Finish(grpc::Status::OK);
+  }
+}
+
+}  // namespace server
+}  // namespace moe_adapter

@@ -1,0 +1,164 @@
+// File: server/stream_reactor.h
+//
+// What the three conversion RPCs (ToHF, FromHF, ConvertTensor) share: a gRPC
+// callback ServerBidiReactor that reads the options and the framed input
+// tensors, hands each piece to its subclass (to_hf_reactor.h,
+// from_hf_reactor.h, convert_tensor_reactor.h), runs the conversion work the
+// subclass returns on a worker thread, and writes the outputs back.
+//
+// The rules it keeps (style guide §3, spec §15.8):
+//   - state lives in members, guarded by one mutex; reactions may run
+//     concurrently with each other and with the stream's job;
+//   - at most one read, one write and one job in flight; the next read starts
+//     only when no job runs and the queued output is within a small window
+//     (two chunks), so a slow reader slows the writer through gRPC's flow
+//     control instead of growing a queue;
+//   - exactly one Finish(): OK after the summary is written, or the first
+//     error (also after a cancel); the reactor deletes itself after OnDone and
+//     after its last job, whichever comes later, and frees every buffer then
+//     (buffered bytes go back to what other streams hold);
+//   - bytes held are reserved from the MemoryBudget before they are
+//     allocated (subclasses call ReserveMore()).
+//
+// Subclass hooks run with the lock held and never concurrently with the
+// stream's job; a job runs without the lock and may touch the subclass's
+// conversion state, because nothing else does while it runs.
+//
+// Thread-safety: owned by gRPC until OnDone; see above.
+#ifndef MOE_ADAPTER_SERVER_STREAM_REACTOR_H_
+#define MOE_ADAPTER_SERVER_STREAM_REACTOR_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "moe_adapter/converter.h"
+#include "moe_adapter/v1/adapter.pb.h"
+#include "server/frame_codec.h"
+#include "server/memory_budget.h"
+#include "server/metrics.h"
+#include "server/output_queue.h"
+#include "server/stream_options.h"
+#include "server/worker_pool.h"
+
+namespace moe_adapter {
+namespace server {
+
+// StreamEnv: what the service lends every stream. Everything outlives it.
+struct StreamEnv {
+  Metrics* metrics = nullptr;
+  MemoryBudget* budget = nullptr;
+  WorkerPool* workers = nullptr;
+  uint64_t default_chunk_bytes = wire::kDefaultChunkBytes;
+  uint64_t max_chunk_bytes = wire::kDefaultChunkBytes;
+  // Called once, when the stream is destroyed.
+  std::function<void()> on_destroyed;
+};
+
+// JobOutput: one tensor a job produced, with the metadata for its header.
+struct JobOutput {
+  NamedTensor tensor;
+  std::map<std::string, std::string> metadata;
+};
+using JobOutputs = std::vector<JobOutput>;
+// Job: conversion work, run on a worker; appends its outputs.
+using Job = std::function<absl::Status(JobOutputs*)>;
+
+class StreamReactor : public grpc::ServerBidiReactor<v1::ConvertRequest, v1::ConvertResponse> {
+ public:
+  StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServerContext* context);
+
+  // Start(): begins reading. Call once, right after construction.
+  void Start();
+
+  void OnReadDone(bool ok) final;
+  void OnWriteDone(bool ok) final;
+  void OnCancel() final;
+  void OnDone() final;
+
+ protected:
+  ~StreamReactor() override;
+
+  // OnOptions(): the stream's options (first message).
+  virtual absl::Status OnOptions(const StreamConfig& config) = 0;
+  // OnTensorBegin(): a header that passed the frame checks.
+  virtual absl::Status OnTensorBegin(const wire::FrameHeader& header) = 0;
+  // OnTensorChunk(): the next `*chunk` of the current tensor, at `offset`
+  // (the subclass may move the string out). `last`: the tensor is complete
+  // and its CRC32C verified. A zero-byte tensor gets one empty call.
+  virtual absl::Status OnTensorChunk(std::string* chunk, uint64_t offset, bool last, Job* job) = 0;
+  // OnInputEnd(): the client half-closed after complete tensors.
+  virtual absl::Status OnInputEnd(Job* job) = 0;
+  // HeldBytes(): bytes the subclass holds (input buffers, incomplete groups).
+  virtual uint64_t HeldBytes() const = 0;
+  // FillSummary(): warnings and metadata, after the end job.
+  virtual void FillSummary(v1::StreamSummary* summary) = 0;
+
+  // For hooks:
+  // ReserveMore(): budget for `need` bytes beyond what the stream holds now;
+  // RESOURCE_EXHAUSTED naming `what` when they do not fit.
+  absl::Status ReserveMore(uint64_t need, const std::string& what);
+  // AllocateBuffer(): `size` bytes for `tensor`, after ReserveMore(). A
+  // machine with less memory than the budgets promise gives
+  // RESOURCE_EXHAUSTED instead of ending the process.
+  static absl::StatusOr<Bytes> AllocateBuffer(uint64_t size, const std::string& tensor);
+  // ForwardHeader() / ForwardChunk(): output a tensor as its input arrives.
+  void ForwardHeader(v1::TensorHeader header);
+  void ForwardChunk(std::string chunk);
+  uint64_t chunk_bytes() const { return chunk_bytes_; }
+  // window_bytes(): queued output above which reading pauses.
+  uint64_t window_bytes() const { return 2 * chunk_bytes_; }
+  Rpc rpc() const { return rpc_; }
+
+ private:
+  absl::Status HandleMessage(Job* job);
+  absl::Status HandleInputEnd(Job* job);
+  absl::Status Deliver(std::string* chunk, uint64_t offset, Job* job);
+  void StartJob(Job job, bool end_of_input);
+  void QueueSummary();
+  void Fail(const absl::Status& status);
+  void Pump();
+  void RefreshHeld();
+
+  const StreamEnv env_;
+  const Rpc rpc_;
+  const std::chrono::system_clock::time_point deadline_;
+  const std::chrono::steady_clock::time_point started_;
+
+  std::mutex mu_;
+  // Everything below is guarded by mu_ (or owned by the running job, above).
+  MemoryBudget::Account account_;
+  wire::FrameReader reader_;
+  OutputQueue queue_;
+  uint64_t chunk_bytes_;
+  v1::ConvertRequest in_;
+  v1::ConvertResponse out_;
+  bool options_seen_ = false;
+  bool input_ended_ = false;
+  bool read_in_flight_ = false;
+  bool write_in_flight_ = false;
+  bool job_running_ = false;
+  bool summary_queued_ = false;
+  bool finish_called_ = false;
+  bool cancelled_ = false;
+  bool done_ = false;
+  absl::Status error_;
+  grpc::StatusCode final_code_ = grpc::StatusCode::UNKNOWN;
+  uint64_t sub_held_ = 0;  // HeldBytes() when no job ran last
+  int64_t tensors_in_ = 0;
+  int64_t tensors_out_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;  // payload handed to the queue
+};
+
+}  // namespace server
+}  // namespace moe_adapter
+
+#endif  // MOE_ADAPTER_SERVER_STREAM_REACTOR_H_

@@ -1,0 +1,145 @@
+#include "server/to_hf_reactor.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace moe_adapter {
+namespace server {
+namespace {
+
+TensorSink Collect(JobOutputs* outputs) {
+  return [outputs](NamedTensor t) {
+    outputs->push_back(JobOutput{std::move(t), {}});
+    return absl::OkStatus();
+  };
+}
+
+}  // namespace
+
+absl::Status ToHfReactor::OnOptions(const StreamConfig& config) {
+  options_ = config.options;
+  absl::StatusOr<std::unique_ptr<ToHfConverter>> conv = ToHfConverter::Create(options_);
+  if (!conv.ok()) return conv.status();
+  converter_ = std::move(*conv);
+  return absl::OkStatus();
+}
+
+absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
+  absl::StatusOr<TensorPlan> plan = converter_->Plan(h.info);
+  if (!plan.ok()) return plan.status();
+  plan_ = std::move(*plan);
+  forwarding_ = false;
+  switch (plan_.kind) {
+    case TensorPlan::Kind::kDrop:
+      return absl::OkStatus();
+    case TensorPlan::Kind::kPassThrough: {
+      // The core decides (and registers the output key) from the header
+      // alone; its output is the input unchanged, so the bytes are forwarded
+      // as they arrive instead of being held.
+      Tensor header_only{h.info.dtype, h.info.shape, Bytes()};
+      absl::Status s = converter_->ConvertWhole(plan_, header_only, [this](NamedTensor) {
+        forwarding_ = true;
+        return absl::OkStatus();
+      });
+      if (!s.ok()) return s;
+      if (forwarding_) ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
+      return absl::OkStatus();
+    }
+    case TensorPlan::Kind::kSlabs: {
+      // One slab buffer, plus the outputs of the slabs one chunk can complete
+      // (cast may widen them), plus the output window.
+      const DType out = options_.dtype.value_or(h.info.dtype);
+      const uint64_t widen = std::max<uint64_t>(1, DTypeSize(out) / DTypeSize(h.info.dtype));
+      const uint64_t need = plan_.slab_bytes + (plan_.slab_bytes + chunk_bytes()) * widen + window_bytes();
+      absl::Status s = ReserveMore(need, absl::StrCat("tensor \"", h.info.name, "\" (expert slabs of ",
+                                                      plan_.slab_bytes, " bytes)"));
+      if (!s.ok()) return s;
+      absl::StatusOr<Bytes> buffer = plan_.num_slabs > 0 ? AllocateBuffer(plan_.slab_bytes, h.info.name) : Bytes();
+      if (!buffer.ok()) return buffer.status();
+      buffer_ = std::move(*buffer);
+      filled_ = 0;
+      next_slab_ = 0;
+      return absl::OkStatus();
+    }
+    case TensorPlan::Kind::kWhole: {
+      // LoRA: the tensor, and outputs up to twice its size (per-expert A is
+      // written under two names).
+      const uint64_t need = 3 * h.byte_length + window_bytes();
+      absl::Status s = ReserveMore(need, absl::StrCat("tensor \"", h.info.name, "\" (", h.byte_length,
+                                                      " bytes converted whole)"));
+      if (!s.ok()) return s;
+      absl::StatusOr<Bytes> buffer = AllocateBuffer(h.byte_length, h.info.name);
+      if (!buffer.ok()) return buffer.status();
+      buffer_ = std::move(*buffer);
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown plan");
+}
+
+absl::Status ToHfReactor::OnTensorChunk(std::string* chunk, uint64_t offset, bool last, Job* job) {
+  switch (plan_.kind) {
+    case TensorPlan::Kind::kDrop:
+      return absl::OkStatus();
+    case TensorPlan::Kind::kPassThrough:
+      if (forwarding_) ForwardChunk(std::move(*chunk));
+      return absl::OkStatus();
+    case TensorPlan::Kind::kWhole:
+      if (!chunk->empty()) std::memcpy(buffer_.mutable_data() + offset, chunk->data(), chunk->size());
+      if (last) {
+        *job = [this](JobOutputs* outputs) {
+          Tensor t{plan_.input.dtype, plan_.input.shape, std::move(buffer_)};
+          buffer_ = Bytes();
+          return converter_->ConvertWhole(plan_, t, Collect(outputs));
+        };
+      }
+      return absl::OkStatus();
+    case TensorPlan::Kind::kSlabs:
+      if (plan_.num_slabs == 0) return absl::OkStatus();
+      if (filled_ + chunk->size() < plan_.slab_bytes) {
+        // Still inside one slab: a copy of at most one chunk, done inline.
+        std::memcpy(buffer_.mutable_data() + filled_, chunk->data(), chunk->size());
+        filled_ += chunk->size();
+        return absl::OkStatus();
+      }
+      *job = [this, data = std::move(*chunk), last](JobOutputs* outputs) {
+        absl::Status s = ConvertSlabs(data, outputs);
+        if (last) buffer_ = Bytes();
+        return s;
+      };
+      return absl::OkStatus();
+  }
+  return absl::InternalError("unknown plan");
+}
+
+absl::Status ToHfReactor::ConvertSlabs(const std::string& data, JobOutputs* outputs) {
+  const TensorSink sink = Collect(outputs);
+  size_t pos = 0;
+  while (pos < data.size()) {
+    const size_t n = std::min<size_t>(data.size() - pos, plan_.slab_bytes - filled_);
+    std::memcpy(buffer_.mutable_data() + filled_, data.data() + pos, n);
+    filled_ += n;
+    pos += n;
+    if (filled_ == plan_.slab_bytes) {
+      absl::Status s = converter_->ConvertSlab(plan_, next_slab_++, buffer_.data(), sink);
+      if (!s.ok()) return s;
+      filled_ = 0;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ToHfReactor::OnInputEnd(Job* job) {
+  *job = [this](JobOutputs*) { return converter_->Finish(); };
+  return absl::OkStatus();
+}
+
+void ToHfReactor::FillSummary(v1::StreamSummary* summary) {
+  if (!converter_) return;
+  for (const std::string& w : converter_->Warnings()) summary->add_warnings(w);
+}
+
+}  // namespace server
+}  // namespace moe_adapter

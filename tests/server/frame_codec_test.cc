@@ -1,0 +1,78 @@
+// The wire framing: header checks before allocation, chunk accounting, CRC.
+#include "server/frame_codec.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "moe_adapter/crc32c.h"
+
+namespace moe_adapter::wire {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::TensorHeader Header(const std::string& name, const std::string& dtype, std::vector<int64_t> shape,
+                        uint64_t len, uint32_t crc = 0) {
+  v1::TensorHeader h;
+  h.set_name(name);
+  h.set_dtype(dtype);
+  for (int64_t d : shape) h.add_shape(d);
+  h.set_byte_length(len);
+  h.set_crc32c(crc);
+  return h;
+}
+
+TEST(FrameCodecTest, ParseHeaderChecksEverythingItClaims) {
+  EXPECT_TRUE(ParseHeader(Header("w", "BF16", {2, 3}, 12)).ok());
+  EXPECT_TRUE(ParseHeader(Header("scalar", "F32", {}, 4)).ok());
+  EXPECT_TRUE(ParseHeader(Header("empty", "F32", {0, 7}, 0)).ok());
+  EXPECT_THAT(ParseHeader(Header("w", "BF17", {2}, 4)).status().message(), HasSubstr("unknown dtype \"BF17\""));
+  EXPECT_THAT(ParseHeader(Header("w", "F32", {2}, 9)).status().message(), HasSubstr("byte_length 9"));
+  EXPECT_THAT(ParseHeader(Header("w", "F32", {-1, 2}, 0)).status().message(), HasSubstr("\"w\""));
+  EXPECT_FALSE(ParseHeader(Header("w", "F64", {int64_t{1} << 62, 4}, 0)).ok());
+  EXPECT_FALSE(ParseHeader(Header("w", "F64", {int64_t{1} << 61}, 0)).ok()) << "x8 overflows int64";
+  EXPECT_FALSE(ParseHeader(Header("", "F32", {1}, 4)).ok());
+}
+
+TEST(FrameCodecTest, RoundTripThroughMakeHeader) {
+  TensorInfo info{"model.norm.weight", DType::kF16, {3, 5}};
+  absl::StatusOr<FrameHeader> h = ParseHeader(MakeHeader(info, 30, 0xabcd, {{"k", "v"}}));
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->info.name, info.name);
+  EXPECT_EQ(h->info.dtype, DType::kF16);
+  EXPECT_EQ(h->info.shape, info.shape);
+  EXPECT_EQ(h->crc32c, 0xabcdu);
+  EXPECT_EQ(h->metadata.at("k"), "v");
+}
+
+TEST(FrameCodecTest, ReaderAccountsChunksAndVerifiesTheCrc) {
+  const std::string data = "0123456789abcdef";
+  FrameReader r(6);
+  ASSERT_TRUE(r.Begin(Header("t", "U8", {16}, 16, Crc32c(data.data(), 16))).ok());
+  uint64_t off = 0;
+  for (size_t pos = 0; pos < 16; pos += 6) {
+    absl::StatusOr<uint64_t> o = r.Chunk(absl::string_view(data).substr(pos, 6));
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(*o, off);
+    off += std::min<size_t>(6, 16 - pos);
+  }
+  EXPECT_TRUE(r.complete());
+  EXPECT_TRUE(r.End().ok());
+  EXPECT_TRUE(r.Close().ok());
+}
+
+TEST(FrameCodecTest, ReaderRefusesFramingDefects) {
+  FrameReader r(8);
+  EXPECT_FALSE(r.Chunk("x").ok()) << "chunk before any header";
+  ASSERT_TRUE(r.Begin(Header("t", "U8", {10}, 10, 0)).ok());
+  EXPECT_THAT(r.Chunk("123456789").status().message(), HasSubstr("exceeds the chunk size"));
+  ASSERT_TRUE(r.Chunk("12345678").ok());
+  EXPECT_THAT(r.Chunk("123").status().message(), HasSubstr("beyond"));
+  EXPECT_THAT(r.Close().message(), HasSubstr("truncated"));
+  EXPECT_THAT(r.Begin(Header("u", "U8", {1}, 1)).status().message(), HasSubstr("\"t\" is truncated"));
+  ASSERT_TRUE(r.Chunk("12").ok());
+  ASSERT_TRUE(r.complete());
+  EXPECT_THAT(r.End().message(), HasSubstr("CRC32C mismatch"));
+}
+
+}  // namespace
+}  // namespace moe_adapter::wire
