@@ -353,6 +353,9 @@ absl::StatusOr<std::unique_ptr<RemoteClient>> RemoteClient::Connect(const Client
     creds = grpc::InsecureChannelCredentials();
   }
   grpc::ChannelArguments args;
+  // A dns:/// name that resolves to several servers gets its streams spread
+  // over all of them (one address: the same as pick_first).
+  args.SetLoadBalancingPolicyName("round_robin");
   const size_t max_msg = o.max_message_bytes ? o.max_message_bytes : o.chunk_bytes + wire::kMessageSlackBytes;
   args.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(max_msg, INT32_MAX)));
   if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);

@@ -5,8 +5,9 @@
 // tensors of 1..70001 elements, capabilities DEFAULT, AVX2 and AVX512:
 //   f32 -> bf16  round to nearest even; any NaN -> 0xFFFF under AVX2/AVX512
 //                (the vector kernel also covers the tail with a partial load),
-//                but 0x7FC0 under the DEFAULT (no-AVX) kernel. Callers pass the
-//                pattern in (see TransposeCastBlocked, which asks ATen once).
+//                but 0x7FC0 under the DEFAULT (no-AVX) kernel. So the reference
+//                itself differs between CPUs; the project always writes 0x7FC0
+//                (see transpose_blocked.cc). The pattern is a parameter here.
 //   f32 -> f16   round to nearest even, overflow to Inf; NaN -> sign | 0x7E00.
 //   bf16 -> f16  exact widening, then as f32 -> f16 (NaN -> sign | 0x7E00).
 //   f16 -> bf16  exact widening, then round to nearest even; NaN -> 0x7FC0

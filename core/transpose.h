@@ -27,18 +27,26 @@ struct TransposeArgs {
   int64_t cols = 0;
 };
 
-// The reference (ATen) implementation.
+// The reference (ATen) implementation. It lives in the separate library
+// moe_adapter_reference (tests and benchmarks), so production binaries do not
+// load libtorch.
 void TransposeCastAten(const TransposeArgs& args);
 
 // The fast implementation. Uses the process-wide worker pool (see
 // SetConversionThreads()) for large slabs.
 void TransposeCastBlocked(const TransposeArgs& args);
 
-// What the core calls. Defaults to the fast path; tests may select the reference.
+// What the core calls: the fast path, unless an override is installed.
+void TransposeCast(const TransposeArgs& args);
+
+// SetTransposeOverride(): routes every TransposeCast() to `fn` (nullptr: back
+// to the fast path). For tests comparing implementations end to end.
+using TransposeFn = void (*)(const TransposeArgs&);
+void SetTransposeOverride(TransposeFn fn);
+
+// Convenience over SetTransposeOverride() (moe_adapter_reference).
 enum class TransposeImpl { kBlocked, kAten };
 void SetTransposeImpl(TransposeImpl impl);
-TransposeImpl GetTransposeImpl();
-void TransposeCast(const TransposeArgs& args);
 
 // Number of threads the fast path may use (default: hardware concurrency).
 void SetConversionThreads(int n);

@@ -1,8 +1,6 @@
 // The reference transpose: the same ATen calls the reference adapter makes, so
-// its bits are the reference's bits.
+// its bits are the reference's bits. Part of moe_adapter_reference only.
 #include <ATen/ATen.h>
-
-#include <atomic>
 
 #include "core/transpose.h"
 
@@ -20,8 +18,6 @@ at::ScalarType ToScalarType(DType dtype) {
   }
 }
 
-std::atomic<TransposeImpl> g_impl{TransposeImpl::kBlocked};
-
 }  // namespace
 
 void TransposeCastAten(const TransposeArgs& a) {
@@ -35,17 +31,22 @@ void TransposeCastAten(const TransposeArgs& a) {
   at::Tensor dst = at::from_blob(a.dst, {a.cols, a.rows}, {a.dst_ld, 1},
                                  at::TensorOptions().dtype(ToScalarType(a.dst_dtype)));
   dst.copy_(t);
+  // The project's one deviation from ATen's bits: f32 -> bf16 of a NaN is
+  // 0x7FC0 (c10's scalar conversion, the CUDA kernels, ATen without AVX);
+  // ATen's AVX2/AVX-512 kernels give 0xFFFF, so the raw reference differs
+  // between CPUs and cannot be the contract.
+  if (a.src_dtype == DType::kF32 && a.dst_dtype == DType::kBF16) {
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const float* row = static_cast<const float*>(a.src) + r * a.src_ld;
+      for (int64_t c = 0; c < a.cols; ++c) {
+        if (row[c] != row[c]) static_cast<uint16_t*>(a.dst)[c * a.dst_ld + r] = 0x7FC0;
+      }
+    }
+  }
 }
 
-void SetTransposeImpl(TransposeImpl impl) { g_impl.store(impl); }
-TransposeImpl GetTransposeImpl() { return g_impl.load(); }
-
-void TransposeCast(const TransposeArgs& args) {
-  if (g_impl.load(std::memory_order_relaxed) == TransposeImpl::kAten) {
-    TransposeCastAten(args);
-  } else {
-    TransposeCastBlocked(args);
-  }
+void SetTransposeImpl(TransposeImpl impl) {
+  SetTransposeOverride(impl == TransposeImpl::kAten ? &TransposeCastAten : nullptr);
 }
 
 }  // namespace moe_adapter

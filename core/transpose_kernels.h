@@ -26,7 +26,7 @@ struct TransposeBlock {
   // Bypass the cache for whole destination lines. Only set when dst and
   // dst_ld * element size are multiples of 64 bytes; the kernel fences.
   bool stream = false;
-  // What an f32 NaN becomes in bf16 (ATen's choice depends on its CPU kernel).
+  // What an f32 NaN becomes in bf16 (a project policy: see cast.h).
   uint16_t bf16_nan = 0xFFFF;
 };
 

@@ -1,7 +1,10 @@
 // moe-adapter: the command-line shell over the conversion library.
 // Exit status (spec §15.7): 0 success, 1 conversion or input error, 2 usage error.
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <unistd.h>
 
+#include <set>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -16,6 +19,12 @@
 #include "moe_adapter/checkpoint_convert.h"
 #include "moe_adapter/device.h"
 #include "moe_adapter/inspect.h"
+#ifdef MOE_ADAPTER_HAVE_CLIENT
+#include "moe_adapter/client.h"
+#include "moe_adapter/remote_streams.h"
+#endif
+#include "absl/strings/match.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
 namespace moe_adapter::cli {
@@ -42,6 +51,15 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"ep-rank", "K", "expert-parallel rank (with --ep-size)"},
       {"ep-size", "N", "expert-parallel world size"},
       {"device", "DEV", "cpu (default) | cuda | cuda:N | auto: where expert transposes run (local mode)"},
+      {"server", "ADDR", "convert through a server (host:port or dns:///name:port); repeat for several"},
+      {"streams", "N", "parallel streams over the servers (default: one per server address)"},
+      {"tls-ca", "PATH", "PEM CA certificate(s): use TLS and verify the server"},
+      {"tls-cert", "PATH", "PEM client certificate (mTLS, with --tls-key)"},
+      {"tls-key", "PATH", "PEM client key (mTLS)"},
+      {"tls-server-name", "NAME", "expected server name in its certificate"},
+      {"token-file", "PATH", "file holding the bearer token the server expects"},
+      {"chunk-size", "SIZE", "wire chunk size (default 4MiB)"},
+      {"timeout", "SECONDS", "deadline of each stream (default: none)"},
       {"overwrite", nullptr, "replace an existing output"},
       {"quiet", nullptr, "no progress bar and no summary"},
       {"json", nullptr, "print a JSON summary on stdout"},
@@ -56,6 +74,7 @@ std::string Usage() {
       "  moe-adapter to-hf   --input IN --output OUT [GEOMETRY] [options]\n"
       "  moe-adapter from-hf --input IN --output OUT [GEOMETRY] [options]\n"
       "  moe-adapter inspect PATH [--config config.json] [--json]\n"
+      "  moe-adapter health --server ADDR [--tls-ca F --tls-cert F --tls-key F --token-file F]\n"
       "IN/OUT: a .safetensors file, a checkpoint directory or a PEFT adapter directory\n"
       "GEOMETRY: --config config.json | --num-experts E --hidden-size H --moe-intermediate-size I\n"
       "          (default: config.json inside an input directory)\n"
@@ -157,8 +176,186 @@ absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const Inpu
   return o;
 }
 
+#ifdef MOE_ADAPTER_HAVE_CLIENT
+// Client options shared by every server flag set.
+absl::StatusOr<ClientOptions> ClientFromFlags(const ParsedFlags& f, bool* usage) {
+  ClientOptions c;
+  *usage = true;
+  auto read = [&](const char* flag, std::string* out) -> absl::Status {
+    if (!f.Has(flag)) return absl::OkStatus();
+    *usage = false;
+    absl::StatusOr<std::string> text = ReadFile(f.Get(flag), 1 << 20);
+    if (!text.ok()) return text.status();
+    *out = *text;
+    *usage = true;
+    return absl::OkStatus();
+  };
+  for (auto [flag, out] : {std::pair<const char*, std::string*>{"tls-ca", &c.tls_root_certs_pem},
+                           {"tls-cert", &c.tls_client_cert_pem},
+                           {"tls-key", &c.tls_client_key_pem},
+                           {"token-file", &c.bearer_token}}) {
+    absl::Status s = read(flag, out);
+    if (!s.ok()) return s;
+  }
+  while (!c.bearer_token.empty() && (c.bearer_token.back() == '\n' || c.bearer_token.back() == '\r' ||
+                                     c.bearer_token.back() == ' ')) {
+    c.bearer_token.pop_back();
+  }
+  if (f.Has("tls-cert") != f.Has("tls-key")) return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  c.use_tls = f.Has("tls-ca") || f.Has("tls-cert");
+  c.tls_server_name = f.Get("tls-server-name");
+  if (f.Has("chunk-size")) {
+    absl::StatusOr<uint64_t> n = ParseByteSize(f.Get("chunk-size"));
+    if (!n.ok() || *n == 0 || *n > (64u << 20)) {
+      return absl::InvalidArgumentError("--chunk-size must be between 1 byte and 64MiB");
+    }
+    c.chunk_bytes = *n;
+  }
+  if (f.Has("timeout")) {
+    double secs;
+    if (!absl::SimpleAtod(f.Get("timeout"), &secs) || !(secs > 0)) {
+      return absl::InvalidArgumentError("--timeout must be a positive number of seconds");
+    }
+    c.deadline = absl::Seconds(secs);
+  }
+  *usage = false;
+  return c;
+}
+
+// How many servers a target names: a dns:/// name counts its addresses.
+int AddressCount(const std::string& target) {
+  if (!absl::StartsWith(target, "dns:")) return 1;
+  std::string host = target.substr(target.find_last_of('/') + 1);
+  std::string port;
+  if (!host.empty() && host[0] == '[') {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (host.find(':') != std::string::npos) {
+    port = host.substr(host.find(':') + 1);
+    host = host.substr(0, host.find(':'));
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), port.empty() ? nullptr : port.c_str(), &hints, &res) != 0) return 1;
+  std::set<std::string> seen;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {0};
+    const void* addr = a->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                                               : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    ::inet_ntop(a->ai_family, addr, buf, sizeof(buf));
+    seen.insert(buf);
+  }
+  ::freeaddrinfo(res);
+  return std::max<int>(1, static_cast<int>(seen.size()));
+}
+
+absl::StatusOr<std::vector<StreamOpener>> RemoteOpeners(const ParsedFlags& f, bool* usage) {
+  absl::StatusOr<ClientOptions> base = ClientFromFlags(f, usage);
+  if (!base.ok()) return base.status();
+  std::vector<std::shared_ptr<RemoteClient>> clients;
+  int addresses = 0;
+  for (const std::string& target : f.All("server")) {
+    ClientOptions c = *base;
+    c.target = target;
+    absl::StatusOr<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(c);
+    if (!client.ok()) {
+      *usage = false;
+      return client.status();
+    }
+    clients.push_back(std::move(*client));
+    addresses += AddressCount(target);
+  }
+  int streams = addresses;
+  if (f.Has("streams")) {
+    if (!absl::SimpleAtoi(f.Get("streams"), &streams) || streams < 1 || streams > 256) {
+      *usage = true;
+      return absl::InvalidArgumentError("--streams must be in [1, 256]");
+    }
+  }
+  // Streams spread over the servers round-robin (and, for a dns:/// target,
+  // gRPC spreads each client's streams over its addresses).
+  std::vector<StreamOpener> out;
+  for (int i = 0; i < streams; ++i) out.push_back(RemoteStreams(clients[i % clients.size()]));
+  *usage = false;
+  return out;
+}
+
+int RunHealth(const std::vector<std::string>& args) {
+  static const std::vector<FlagSpec> specs = {
+      {"server", "ADDR", "the server (host:port)"},
+      {"tls-ca", "PATH", "PEM CA certificate(s): use TLS"},
+      {"tls-cert", "PATH", "PEM client certificate (mTLS)"},
+      {"tls-key", "PATH", "PEM client key (mTLS)"},
+      {"tls-server-name", "NAME", "expected server name in its certificate"},
+      {"token-file", "PATH", "bearer token file (GetInfo needs it; health does not)"},
+      {"timeout", "SECONDS", "deadline (default 5)"},
+      {"json", nullptr, "print JSON"},
+  };
+  absl::StatusOr<ParsedFlags> f = ParseFlags(specs, args);
+  if (!f.ok() || !f->Has("server")) {
+    std::cerr << "moe-adapter: " << (f.ok() ? "health needs --server" : std::string(f.status().message()))
+              << "\nusage: moe-adapter health --server ADDR [options]\n" << FlagsHelp(specs);
+    return kExitUsage;
+  }
+  bool usage = false;
+  absl::StatusOr<ClientOptions> c = ClientFromFlags(*f, &usage);
+  if (!c.ok()) {
+    std::cerr << "moe-adapter: " << (usage ? "usage: " : "error: ") << c.status().message() << "\n";
+    return usage ? kExitUsage : kExitError;
+  }
+  c->target = f->Get("server");
+  if (!f->Has("timeout")) c->deadline = absl::Seconds(5);
+  absl::StatusOr<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(*c);
+  if (!client.ok()) {
+    std::cerr << "moe-adapter: error: " << client.status().message() << "\n";
+    return kExitError;
+  }
+  absl::Status health = (*client)->Health();
+  absl::StatusOr<RemoteServerInfo> info = (*client)->GetInfo();
+  nlohmann::json j = {{"server", c->target}, {"serving", health.ok()}};
+  if (!health.ok()) j["health_error"] = std::string(health.message());
+  if (info.ok()) {
+    j["version"] = info->version;
+    j["device"] = info->device;
+    j["cuda_built"] = info->cuda_built;
+    j["lora_layouts"] = info->lora_layouts;
+    j["expert_dtypes"] = info->expert_dtypes;
+    j["max_chunk_bytes"] = info->max_chunk_bytes;
+    j["max_stream_memory_bytes"] = info->max_stream_memory_bytes;
+    j["max_total_memory_bytes"] = info->max_total_memory_bytes;
+    j["max_concurrent_streams"] = info->max_concurrent_streams;
+  } else {
+    j["info_error"] = std::string(info.status().message());
+  }
+  if (f->Has("json")) {
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << c->target << ": " << (health.ok() ? "SERVING" : "NOT SERVING (" + std::string(health.message()) + ")") << "\n";
+    if (info.ok()) {
+      std::cout << "  version " << info->version << ", device " << info->device
+                << (info->cuda_built ? ", CUDA built" : ", CPU build") << "\n  budgets: "
+                << HumanBytes(info->max_stream_memory_bytes) << " per stream, " << HumanBytes(info->max_total_memory_bytes)
+                << " in total, " << info->max_concurrent_streams << " streams; chunks up to "
+                << HumanBytes(info->max_chunk_bytes) << "\n";
+    } else {
+      std::cout << "  GetInfo: " << info.status().message() << "\n";
+    }
+  }
+  return health.ok() ? kExitOk : kExitError;
+}
+#else
+absl::StatusOr<std::vector<StreamOpener>> RemoteOpeners(const ParsedFlags&, bool* usage) {
+  *usage = false;
+  return absl::UnimplementedError("this build has no gRPC client (MOE_ADAPTER_BUILD_SERVICE=OFF)");
+}
+int RunHealth(const std::vector<std::string>&) {
+  std::cerr << "moe-adapter: error: this build has no gRPC client (MOE_ADAPTER_BUILD_SERVICE=OFF)\n";
+  return kExitError;
+}
+#endif
+
 int RunConvert(Direction dir, const std::vector<std::string>& args) {
-  absl::StatusOr<ParsedFlags> f = ParseFlags(ConvertFlags(), args);
+  absl::StatusOr<ParsedFlags> f = ParseFlags(ConvertFlags(), args, {"server"});
   if (!f.ok()) {
     std::cerr << "moe-adapter: " << f.status().message() << "\n" << Usage();
     return kExitUsage;
@@ -209,7 +406,20 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
     std::cerr << "moe-adapter: error: --device " << f->Get("device") << ": " << device.status().message() << "\n";
     return device.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
   }
-  copts.streams = {EmbeddedStreams(*device)};
+  if (f->Has("server")) {
+    if (f->Has("device")) {
+      std::cerr << "moe-adapter: usage: --device selects the local device; the server has its own --device\n";
+      return kExitUsage;
+    }
+    absl::StatusOr<std::vector<StreamOpener>> remote = RemoteOpeners(*f, &usage);
+    if (!remote.ok()) {
+      std::cerr << "moe-adapter: " << (usage ? "usage: " : "error: ") << remote.status().message() << "\n";
+      return usage ? kExitUsage : kExitError;
+    }
+    copts.streams = *remote;
+  } else {
+    copts.streams = {EmbeddedStreams(*device)};
+  }
   const bool quiet = f->Has("quiet");
   ProgressBar bar(!quiet && ::isatty(STDERR_FILENO));
   copts.progress = [&bar](const Progress& p) { bar.Update(p); };
@@ -336,6 +546,7 @@ int Main(int argc, char** argv) {
   if (cmd == "to-hf") return RunConvert(Direction::kToHf, args);
   if (cmd == "from-hf") return RunConvert(Direction::kFromHf, args);
   if (cmd == "inspect") return RunInspect(args);
+  if (cmd == "health") return RunHealth(args);
   std::cerr << "moe-adapter: unknown command \"" << cmd << "\"\n" << Usage();
   return kExitUsage;
 }
