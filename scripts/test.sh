@@ -29,4 +29,6 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 900 -L unit
 fi
+echo "== deployment files (offline validation)"
+bash scripts/validate-deploy.sh
 echo "== all tests passed"
