@@ -222,58 +222,72 @@ absl::StatusOr<ClientOptions> ClientFromFlags(const ParsedFlags& f, bool* usage)
   return c;
 }
 
-// How many servers a target names: a dns:/// name counts its addresses.
-int AddressCount(const std::string& target) {
-  if (!absl::StartsWith(target, "dns:")) return 1;
-  std::string host = target.substr(target.find_last_of('/') + 1);
-  std::string port;
-  if (!host.empty() && host[0] == '[') {
-    host = host.substr(1, host.find(']') - 1);
-  } else if (host.find(':') != std::string::npos) {
-    port = host.substr(host.find(':') + 1);
-    host = host.substr(0, host.find(':'));
+// The servers a target names. "dns:///host:port" (the system resolver) is
+// expanded here into one pinned "ipv4:"/"ipv6:" target per address, so every
+// replica behind a headless Service gets its own streams deterministically;
+// any other target (one address, or dns://AUTHORITY/...) is used as given and
+// gRPC's round_robin spreads its streams.
+struct Endpoint {
+  std::string target;
+  std::string host;  // the name to verify a TLS certificate against ("" = from target)
+};
+
+std::vector<Endpoint> ExpandTarget(const std::string& target) {
+  if (!absl::StartsWith(target, "dns:///")) return {{target, ""}};
+  std::string hostport = target.substr(7), host = hostport, port;
+  if (!hostport.empty() && hostport[0] == '[') {
+    host = hostport.substr(1, hostport.find(']') - 1);
+    if (hostport.find("]:") != std::string::npos) port = hostport.substr(hostport.find("]:") + 2);
+  } else if (hostport.rfind(':') != std::string::npos) {
+    host = hostport.substr(0, hostport.rfind(':'));
+    port = hostport.substr(hostport.rfind(':') + 1);
   }
+  if (port.empty()) port = "443";
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  if (::getaddrinfo(host.c_str(), port.empty() ? nullptr : port.c_str(), &hints, &res) != 0) return 1;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return {{target, ""}};
+  std::vector<Endpoint> out;
   std::set<std::string> seen;
   for (addrinfo* a = res; a; a = a->ai_next) {
     char buf[INET6_ADDRSTRLEN] = {0};
-    const void* addr = a->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
-                                               : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    const bool v4 = a->ai_family == AF_INET;
+    const void* addr = v4 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
     ::inet_ntop(a->ai_family, addr, buf, sizeof(buf));
-    seen.insert(buf);
+    if (!seen.insert(buf).second) continue;
+    out.push_back({v4 ? absl::StrCat("ipv4:", buf, ":", port) : absl::StrCat("ipv6:[", buf, "]:", port), host});
   }
   ::freeaddrinfo(res);
-  return std::max<int>(1, static_cast<int>(seen.size()));
+  if (out.empty()) return {{target, ""}};
+  return out;
 }
 
 absl::StatusOr<std::vector<StreamOpener>> RemoteOpeners(const ParsedFlags& f, bool* usage) {
   absl::StatusOr<ClientOptions> base = ClientFromFlags(f, usage);
   if (!base.ok()) return base.status();
   std::vector<std::shared_ptr<RemoteClient>> clients;
-  int addresses = 0;
   for (const std::string& target : f.All("server")) {
-    ClientOptions c = *base;
-    c.target = target;
-    absl::StatusOr<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(c);
-    if (!client.ok()) {
-      *usage = false;
-      return client.status();
+    for (const Endpoint& ep : ExpandTarget(target)) {
+      ClientOptions c = *base;
+      c.target = ep.target;
+      if (c.tls_server_name.empty()) c.tls_server_name = ep.host;
+      absl::StatusOr<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(c);
+      if (!client.ok()) {
+        *usage = false;
+        return client.status();
+      }
+      clients.push_back(std::move(*client));
     }
-    clients.push_back(std::move(*client));
-    addresses += AddressCount(target);
   }
-  int streams = addresses;
+  int streams = static_cast<int>(clients.size());
   if (f.Has("streams")) {
     if (!absl::SimpleAtoi(f.Get("streams"), &streams) || streams < 1 || streams > 256) {
       *usage = true;
       return absl::InvalidArgumentError("--streams must be in [1, 256]");
     }
   }
-  // Streams spread over the servers round-robin (and, for a dns:/// target,
-  // gRPC spreads each client's streams over its addresses).
+  // Streams spread over the servers (and expanded addresses) in turn.
   std::vector<StreamOpener> out;
   for (int i = 0; i < streams; ++i) out.push_back(RemoteStreams(clients[i % clients.size()]));
   *usage = false;

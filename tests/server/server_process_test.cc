@@ -28,76 +28,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// ServerProcess: the binary with `args` (+ --listen 127.0.0.1:0); the port
-// comes from its "listening on" line on stderr (redirected to a file).
-class ServerProcess {
- public:
-  explicit ServerProcess(std::vector<std::string> args) {
-    args.insert(args.begin(), {MOE_SERVER_PATH, "--listen", "127.0.0.1:0", "--metrics-listen", ""});
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~ServerProcess() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  std::string log() const { return dir_.path() + "/server.log"; }
-
-  // Port(): waits for the listening line; 0 when the process died first.
-  int Port() {
-    for (int i = 0; i < 1000; ++i) {
-      std::string text = ReadFileOrDie(log());
-      const std::string marker = "listening on 127.0.0.1:";
-      size_t at = text.find(marker);
-      if (at != std::string::npos) {
-        size_t end = at + marker.size();
-        while (end < text.size() && isdigit(static_cast<unsigned char>(text[end]))) ++end;
-        int port = 0;
-        if (end < text.size() && absl::SimpleAtoi(text.substr(at + marker.size(), end - at - marker.size()), &port)) {
-          return port;
-        }
-      }
-      int status;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return 0;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return 0;
-  }
-
-  void Signal(int sig) { kill(pid_, sig); }
-
-  // Wait(): the exit status, -1 on a signal or after `timeout`.
-  int Wait(std::chrono::seconds timeout) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      int status;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return -1;
-  }
-
- private:
-  TempDir dir_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
-
 json CaseNamed(const std::string& name) {
   for (const json& c : Manifest()["cases"]) {
     if (c["name"] == name) return c;
@@ -106,7 +36,7 @@ json CaseNamed(const std::string& name) {
 }
 
 TEST(ServerProcessTest, ServesAGoldenCaseAndStopsOnSigterm) {
-  ServerProcess p({"--max-stream-memory", "256MiB"});
+  ServerProcess p(MOE_SERVER_PATH, {"--max-stream-memory", "256MiB"});
   const int port = p.Port();
   ASSERT_NE(port, 0) << ReadFileOrDie(p.log());
   ClientOptions co;
@@ -133,7 +63,7 @@ TEST(ServerProcessTest, ServesAGoldenCaseAndStopsOnSigterm) {
 }
 
 TEST(ServerProcessTest, UsageErrorsExitTwo) {
-  ServerProcess p({"--device", "cuda"});
+  ServerProcess p(MOE_SERVER_PATH, {"--device", "cuda"});
   EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 2);
   EXPECT_THAT(ReadFileOrDie(p.log()), HasSubstr("cpu"));
 }
@@ -145,7 +75,7 @@ TEST(ServerProcessTest, MutualTlsWithToken) {
   absl::StatusOr<TestCerts> certs = MakeTestCerts(dir);
   ASSERT_TRUE(certs.ok()) << certs.status();
   WriteFileOrDie(dir + "/token", "tls-token-123\n");
-  ServerProcess p({"--tls-cert", certs->server_cert, "--tls-key", certs->server_key, "--tls-client-ca", certs->ca,
+  ServerProcess p(MOE_SERVER_PATH, {"--tls-cert", certs->server_cert, "--tls-key", certs->server_key, "--tls-client-ca", certs->ca,
                    "--auth-token-file", dir + "/token"});
   const int port = p.Port();
   ASSERT_NE(port, 0) << ReadFileOrDie(p.log());
@@ -193,7 +123,7 @@ TEST(ServerProcessTest, MutualTlsWithToken) {
 }
 
 TEST(ServerProcessTest, SigtermDuringAStreamLetsItComplete) {
-  ServerProcess p({"--shutdown-grace", "20s"});
+  ServerProcess p(MOE_SERVER_PATH, {"--shutdown-grace", "20s"});
   const int port = p.Port();
   ASSERT_NE(port, 0) << ReadFileOrDie(p.log());
   ClientOptions co;

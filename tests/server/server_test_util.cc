@@ -4,6 +4,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,12 +17,16 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/safetensors_reader.h"
 #include "moe_adapter/converter.h"
 #include "moe_adapter/crc32c.h"
+
+extern char** environ;
 
 namespace moe_adapter::server_testing {
 
@@ -320,6 +328,78 @@ std::string Which(const std::string& program) {
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return "";
+}
+
+ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string> args, std::string listen,
+                             std::string metrics) {
+  host_ = listen.substr(0, listen.rfind(':'));
+  args.insert(args.begin(), {binary, "--listen", listen, "--metrics-listen", metrics});
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&fa);
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0 && !exited_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+int ServerProcess::Port() {
+  for (int i = 0; i < 1000; ++i) {
+    std::string text = ReadFileOrDie(log());
+    const std::string marker = "listening on " + host_ + ":";
+    size_t at = text.find(marker);
+    if (at != std::string::npos) {
+      size_t end = at + marker.size();
+      while (end < text.size() && isdigit(static_cast<unsigned char>(text[end]))) ++end;
+      int port = 0;
+      if (end < text.size() && absl::SimpleAtoi(text.substr(at + marker.size(), end - at - marker.size()), &port)) {
+        return port;
+      }
+    }
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return 0;
+}
+
+int ServerProcess::MetricsPort() {
+  const std::string text = ReadFileOrDie(log());
+  const std::string marker = "(metrics on port ";
+  const size_t at = text.find(marker);
+  int port = 0;
+  if (at == std::string::npos) return 0;
+  const size_t end = text.find(')', at);
+  if (end == std::string::npos || !absl::SimpleAtoi(text.substr(at + marker.size(), end - at - marker.size()), &port)) {
+    return 0;
+  }
+  return port;
+}
+
+void ServerProcess::Signal(int sig) { kill(pid_, sig); }
+
+int ServerProcess::Wait(std::chrono::seconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
 }
 
 }  // namespace moe_adapter::server_testing

@@ -5,6 +5,9 @@
 #ifndef MOE_ADAPTER_TESTS_SERVER_SERVER_TEST_UTIL_H_
 #define MOE_ADAPTER_TESTS_SERVER_SERVER_TEST_UTIL_H_
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -91,6 +94,33 @@ struct TestCerts {
   std::string ca, server_cert, server_key, client_cert, client_key;
 };
 absl::StatusOr<TestCerts> MakeTestCerts(const std::string& dir);
+
+// ServerProcess: the real server binary (`binary`) started with `args` plus
+// --listen LISTEN (default 127.0.0.1:0) and --metrics-listen METRICS (default
+// off); its stderr goes to log(). Killed on destruction unless it exited.
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& binary, std::vector<std::string> args, std::string listen = "127.0.0.1:0",
+                std::string metrics = "");
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  std::string log() const { return dir_.path() + "/server.log"; }
+  // Port(): waits for the "listening on HOST:PORT" line; 0 when the process died first.
+  int Port();
+  // MetricsPort(): the /metrics port from the same line (call after Port()).
+  int MetricsPort();
+  void Signal(int sig);
+  // Wait(): the exit status, -1 on a signal or after `timeout`.
+  int Wait(std::chrono::seconds timeout);
+
+ private:
+  TempDir dir_;
+  std::string host_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
 
 // HttpGet(): the body of http://127.0.0.1:port/path.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
