@@ -105,6 +105,18 @@ class ToHfSession final : public ToHfConverter {
     const DType dst = opts_.dtype.value_or(src);
     KeyParts parts{plan.prefix, plan.layer, range_.begin + index};
     const KeyRole role = static_cast<KeyRole>(plan.role);
+    if (device_.accelerator) {
+      // One expert slab on the device (a server streams slab by slab).
+      Shape shape = {1, role == KeyRole::kNativeGateUp ? H : I, role == KeyRole::kNativeGateUp ? 2 * I : H};
+      Tensor whole{plan.input.dtype, std::move(shape), Bytes::Wrap(slab, plan.slab_bytes, nullptr)};
+      TensorPlan one = plan;
+      one.num_slabs = 1;
+      ExpertRange saved = range_;
+      range_.begin += index;
+      absl::Status s = ConvertOnDevice(one, whole, sink);
+      range_ = saved;
+      return s;
+    }
     if (role == KeyRole::kNativeGateUp) {
       // G[e] is [H, 2I]: gate = columns [0, I), up = columns [I, 2I), each transposed to [I, H].
       const KeyRole outs[2] = {KeyRole::kHfGate, KeyRole::kHfUp};

@@ -2,6 +2,8 @@
 // its bits are the reference's bits. Part of moe_adapter_reference only.
 #include <ATen/ATen.h>
 
+#include <cstring>
+
 #include "core/transpose.h"
 
 namespace moe_adapter {
@@ -36,10 +38,14 @@ void TransposeCastAten(const TransposeArgs& a) {
   // ATen's AVX2/AVX-512 kernels give 0xFFFF, so the raw reference differs
   // between CPUs and cannot be the contract.
   if (a.src_dtype == DType::kF32 && a.dst_dtype == DType::kBF16) {
+    // memcpy: the buffers may be misaligned slices.
+    const uint16_t kNaN = 0x7FC0;
     for (int64_t r = 0; r < a.rows; ++r) {
-      const float* row = static_cast<const float*>(a.src) + r * a.src_ld;
+      const char* row = static_cast<const char*>(a.src) + r * a.src_ld * sizeof(float);
       for (int64_t c = 0; c < a.cols; ++c) {
-        if (row[c] != row[c]) static_cast<uint16_t*>(a.dst)[c * a.dst_ld + r] = 0x7FC0;
+        float v;
+        std::memcpy(&v, row + c * sizeof(float), sizeof v);
+        if (v != v) std::memcpy(static_cast<char*>(a.dst) + (c * a.dst_ld + r) * sizeof(uint16_t), &kNaN, sizeof kNaN);
       }
     }
   }

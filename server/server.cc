@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include "moe_adapter/device.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -37,11 +39,6 @@ const char kVersion[] = MOE_ADAPTER_VERSION;
 
 namespace {
 
-#if defined(MOE_ADAPTER_HAVE_CUDA)
-constexpr bool kCudaBuilt = true;
-#else
-constexpr bool kCudaBuilt = false;
-#endif
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path, const char* flag) {
   std::ifstream f(path, std::ios::binary);
@@ -97,7 +94,10 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   if (!valid.ok()) return valid;
   ServiceConfig cfg;
   cfg.version = kVersion;
-  cfg.cuda_built = kCudaBuilt;
+  cfg.cuda_built = CudaBuilt();
+  absl::StatusOr<Device> device = OpenDevice(o.device);
+  if (!device.ok()) return absl::Status(device.status().code(), absl::StrCat("--device ", o.device, ": ", device.status().message()));
+  cfg.device = *device;
   if (!o.auth_token_file.empty()) {
     absl::StatusOr<std::string> token = ReadSmallFile(o.auth_token_file, "auth-token-file");
     if (!token.ok()) return token.status();
@@ -116,7 +116,7 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   std::unique_ptr<AdapterServer> s(new AdapterServer());
   MetricsInfo info;
   info.version = kVersion;
-  info.cuda_built = kCudaBuilt;
+  info.cuda_built = CudaBuilt();
   info.max_stream_memory = o.max_stream_memory;
   info.max_total_memory = o.max_total_memory;
   s->metrics_ = std::make_unique<Metrics>(info);

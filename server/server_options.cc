@@ -52,7 +52,7 @@ const std::vector<FlagRow>& Flags() {
          }
          return absl::OkStatus();
        }},
-      {"device", "DEV", "where conversions run: cpu (default; CUDA comes in a later release)",
+      {"device", "DEV", "where expert transposes run: cpu (default), cuda, cuda:N, or auto (a GPU when usable)",
        [](ServerOptions* o, const std::string& v) { o->device = v; return absl::OkStatus(); }},
       {"tls-cert", "PEM", "server certificate chain (TLS; with --tls-key)",
        [](ServerOptions* o, const std::string& v) { o->tls_cert = v; return absl::OkStatus(); }},
@@ -140,10 +140,9 @@ absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& a
 }
 
 absl::Status ValidateServerOptions(const ServerOptions& o) {
-  if (o.device != "cpu") {
-    return absl::InvalidArgumentError(absl::StrCat("--device \"", o.device,
-                                                   "\" is not supported: this server converts on \"cpu\" only "
-                                                   "(CUDA support comes in a later release)"));
+  if (o.device != "cpu" && o.device != "auto" && o.device.rfind("cuda", 0) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device \"", o.device, "\": expected cpu, cuda, cuda:N or auto"));
   }
   if (o.listen.empty()) return absl::InvalidArgumentError("--listen must not be empty");
   if (o.max_chunk_bytes == 0 || o.max_chunk_bytes > (1ull << 30)) {

@@ -41,7 +41,8 @@ struct ServerOptions {
   // --max-concurrent-streams: conversion streams served at once; more are
   // refused with RESOURCE_EXHAUSTED.
   int max_concurrent_streams = 64;
-  // --device: where conversions run; only "cpu" in this release.
+  // --device: where expert transposes run: cpu, cuda, cuda:N or auto
+  // (moe_adapter/device.h). "cuda" without a usable GPU fails at start.
   std::string device = "cpu";
   // --tls-cert / --tls-key: PEM files; both or neither. Without them the
   // server speaks plaintext.

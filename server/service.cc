@@ -68,6 +68,7 @@ AdapterService::BidiReactor* AdapterService::OpenStream(grpc::CallbackServerCont
   }
   metrics_->StreamStarted();
   StreamEnv env;
+  env.device = config_.device;
   env.metrics = metrics_;
   env.budget = budget_;
   env.workers = workers_;
@@ -101,7 +102,7 @@ grpc::ServerUnaryReactor* AdapterService::GetInfo(grpc::CallbackServerContext* c
   absl::Status token = CheckToken(context);
   if (token.ok()) {
     info->set_version(config_.version);
-    info->set_device("cpu");
+    info->set_device(config_.device.name);
     info->set_cuda_built(config_.cuda_built);
     for (const char* l : {"peft-v0.19", "peft-v0.18", "per-expert"}) info->add_lora_layouts(l);
     for (const char* d : {"float32", "bfloat16", "float16"}) info->add_expert_dtypes(d);

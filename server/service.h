@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <string>
 
+#include "moe_adapter/device.h"
+
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
@@ -34,6 +36,8 @@ namespace server {
 struct ServiceConfig {
   std::string version;
   bool cuda_built = false;
+  // Where expert transposes run (shared by every stream).
+  Device device;
   // Empty: no token required.
   std::string auth_token;
   uint64_t max_chunk_bytes = wire::kDefaultChunkBytes;

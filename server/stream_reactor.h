@@ -40,6 +40,7 @@
 
 #include "absl/status/status.h"
 #include "moe_adapter/converter.h"
+#include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.pb.h"
 #include "server/frame_codec.h"
 #include "server/memory_budget.h"
@@ -53,6 +54,7 @@ namespace server {
 
 // StreamEnv: what the service lends every stream. Everything outlives it.
 struct StreamEnv {
+  Device device;
   Metrics* metrics = nullptr;
   MemoryBudget* budget = nullptr;
   WorkerPool* workers = nullptr;
@@ -84,6 +86,8 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::ConvertRequest, v1::Con
   void OnDone() final;
 
  protected:
+  // The environment shared by every stream (device, budgets, metrics).
+  const StreamEnv& env() const { return env_; }
   ~StreamReactor() override;
 
   // OnOptions(): the stream's options (first message).

@@ -63,9 +63,34 @@ TEST(ServerProcessTest, ServesAGoldenCaseAndStopsOnSigterm) {
 }
 
 TEST(ServerProcessTest, UsageErrorsExitTwo) {
-  ServerProcess p(MOE_SERVER_PATH, {"--device", "cuda"});
+  ServerProcess p(MOE_SERVER_PATH, {"--device", "tpu"});
   EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 2);
-  EXPECT_THAT(ReadFileOrDie(p.log()), HasSubstr("cpu"));
+  EXPECT_THAT(ReadFileOrDie(p.log()), HasSubstr("cpu, cuda, cuda:N or auto"));
+}
+
+// --device cuda needs a usable GPU: without one the server refuses to start
+// with the reason; --device auto falls back to the CPU and says so.
+TEST(ServerProcessTest, DeviceSelection) {
+  ServerProcess cuda(MOE_SERVER_PATH, {"--device", "cuda"});
+  const int port = cuda.Port();
+  if (port == 0) {
+    EXPECT_NE(cuda.Wait(std::chrono::seconds(20)), 0);
+    EXPECT_THAT(ReadFileOrDie(cuda.log()), HasSubstr("CUDA"));
+  } else {
+    ClientOptions o;
+    o.target = absl::StrCat("127.0.0.1:", port);
+    auto info = (*RemoteClient::Connect(o))->GetInfo();
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_THAT(info->device, HasSubstr("cuda:0"));
+  }
+  ServerProcess autodev(MOE_SERVER_PATH, {"--device", "auto"});
+  const int auto_port = autodev.Port();
+  ASSERT_GT(auto_port, 0) << ReadFileOrDie(autodev.log());
+  ClientOptions o;
+  o.target = absl::StrCat("127.0.0.1:", auto_port);
+  auto info = (*RemoteClient::Connect(o))->GetInfo();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->device == "cpu", port == 0) << info->device;
 }
 
 TEST(ServerProcessTest, MutualTlsWithToken) {

@@ -367,6 +367,7 @@ int ServerProcess::Port() {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       exited_ = true;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       return 0;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -390,12 +391,14 @@ int ServerProcess::MetricsPort() {
 void ServerProcess::Signal(int sig) { kill(pid_, sig); }
 
 int ServerProcess::Wait(std::chrono::seconds timeout) {
+  if (exited_) return exit_code_;
   const auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       exited_ = true;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      return exit_code_;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -120,6 +120,7 @@ class ServerProcess {
   std::string host_;
   pid_t pid_ = -1;
   bool exited_ = false;
+  int exit_code_ = -1;  // once exited_: the exit status, -1 for a signal
 };
 
 // HttpGet(): the body of http://127.0.0.1:port/path.
