@@ -158,9 +158,16 @@ AdapterServer::~AdapterServer() { Shutdown(absl::ZeroDuration()); }
 void AdapterServer::Shutdown(absl::Duration grace) {
   std::call_once(shutdown_once_, [&] {
     if (!server_) return;
-    // Probes see the drain before the listener closes.
+    // The drain is done here rather than by grpc::Server::Shutdown(deadline),
+    // which did not reliably let in-flight callback streams finish: probes see
+    // NOT_SERVING, new streams are refused, and the admitted ones run to their
+    // end (or to the grace deadline); only then does gRPC shut down, which
+    // cancels whatever is left.
     server_->GetHealthCheckService()->SetServingStatus(false);
-    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
+    service_->StartDraining();
+    const absl::Time deadline = absl::Now() + grace;
+    while (service_->active_streams() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_->Wait();
   });
 }

@@ -53,6 +53,9 @@ absl::Status AdapterService::CheckToken(const grpc::CallbackServerContext* conte
 template <class R>
 AdapterService::BidiReactor* AdapterService::OpenStream(grpc::CallbackServerContext* context, Rpc rpc) {
   absl::Status admit = CheckToken(context);
+  if (admit.ok() && draining_.load()) {
+    admit = absl::UnavailableError("the server is shutting down (draining); retry on another replica");
+  }
   if (admit.ok()) {
     if (active_.fetch_add(1) >= config_.max_concurrent_streams) {
       active_.fetch_sub(1);

@@ -61,6 +61,10 @@ class AdapterService final : public v1::MoeAdapter::CallbackService {
   // active_streams(): conversion streams admitted and not yet destroyed.
   int active_streams() const { return active_.load(); }
 
+  // StartDraining(): new conversion streams are refused (UNAVAILABLE, so a
+  // client retries elsewhere); admitted ones go on to their end.
+  void StartDraining() { draining_.store(true); }
+
  private:
   // CheckToken(): UNAUTHENTICATED unless the call carries the bearer token.
   absl::Status CheckToken(const grpc::CallbackServerContext* context) const;
@@ -72,6 +76,7 @@ class AdapterService final : public v1::MoeAdapter::CallbackService {
   Metrics* metrics_;
   MemoryBudget* budget_;
   WorkerPool* workers_;
+  std::atomic<bool> draining_{false};
   std::atomic<int> active_{0};
 };
 

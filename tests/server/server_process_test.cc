@@ -1,6 +1,7 @@
 // The real moe-adapter-server binary, started as a child process: serves and
 // converts a golden case, TLS with client certificates (mTLS) and a bearer
 // token, and SIGTERM during a stream (the stream completes, exit status 0).
+#include <atomic>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -158,21 +159,32 @@ TEST(ServerProcessTest, SigtermDuringAStreamLetsItComplete) {
   const json c = CaseNamed("full_to_hf_float32");
   const TensorList in = LoadSafetensors(GoldenDir() + "/" + c["in_file"].get<std::string>());
   TensorList got;
+  std::atomic<int> received{0};
   auto session = *client->Open(RemoteRpc::kToHf, OptionsFor(c), [&](NamedTensor t) {
     got.push_back(std::move(t));
+    received.fetch_add(1);
     return absl::OkStatus();
   });
   const size_t half = in.size() / 2;
   for (size_t i = 0; i < half; ++i) ASSERT_TRUE(session->Send(in[i]).ok());
+  // Sent is not yet started: small writes can wait in the HTTP/2 window. An
+  // output back proves the server is inside this stream.
+  for (int i = 0; i < 1000 && received.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GT(received.load(), 0);
   p.Signal(SIGTERM);
   // The drain has begun: new streams are refused while this one goes on.
+  // Probes come on their own connection, as Kubernetes' do.
+  auto prober = *RemoteClient::Connect(co);
   bool refused = false;
   for (int i = 0; i < 200 && !refused; ++i) {
-    refused = !client->Health().ok();
+    refused = !prober->Health().ok();
     if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_TRUE(refused) << "health should stop answering SERVING after SIGTERM";
-  for (size_t i = half; i < in.size(); ++i) ASSERT_TRUE(session->Send(in[i]).ok());
+  for (size_t i = half; i < in.size(); ++i) {
+    absl::Status sent = session->Send(in[i]);
+    ASSERT_TRUE(sent.ok()) << sent << "\n" << ReadFileOrDie(p.log());
+  }
   absl::StatusOr<RemoteSummary> summary = session->Finish();
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_EQ(Diff(got, CoreToHf(OptionsFor(c), in).outputs, true), "");
