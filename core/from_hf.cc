@@ -81,16 +81,11 @@ class FromHfSession final : public FromHfConverter {
         range_(EpRange(o.geometry.num_experts, o.ep_size, o.ep_rank)),
         target_(o.dtype ? o.dtype : o.geometry.config_dtype),
         pw_layout_(pw_layout) {
-    if (range_.size() == 0) {
-      warnings_.push_back(absl::StrCat("ep_rank ", o.ep_rank, " of ", o.ep_size, " owns no experts (E=",
-                                       o.geometry.num_experts, "): no grouped expert tensors are produced"));
-    }
+    if (range_.size() == 0) warnings_.push_back(EmptyRangeWarning(o, range_.size()));
   }
 
   absl::StatusOr<TensorPlan> Plan(const TensorInfo& in) override {
-    if (!inputs_.insert(in.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("input key \"", in.name, "\" appears twice"));
-    }
+    RETURN_IF_ERROR(inputs_.Claim(in.name));
     TensorPlan plan;
     plan.input = in;
     if (absl::EndsWith(in.name, "_scale_inv")) {
@@ -109,11 +104,7 @@ class FromHfSession final : public FromHfConverter {
       return plan;
     }
     const Geometry& g = opts_.geometry;
-    if (!g.IsMoeLayer(parts.layer)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", in.name, "\": layer ", parts.layer,
-          " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step)"));
-    }
+    RETURN_IF_ERROR(CheckMoeLayer(g, in.name, parts.layer));
     if (IsParamWrapperRole(role)) return PlanParamWrapper(plan, role);
     if (parts.expert >= g.num_experts) {
       return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert id ", parts.expert,
@@ -584,7 +575,7 @@ class FromHfSession final : public FromHfConverter {
   const ModelFamily& family_;
   ExpertRange range_;
   std::optional<DType> target_;
-  absl::flat_hash_set<std::string> inputs_;
+  InputRegistry inputs_;
   absl::flat_hash_set<std::string> seen_other_;
   OutputRegistry registry_;
   std::map<std::string, BaseGroup> groups_;

@@ -31,6 +31,26 @@ absl::Status OutputRegistry::Claim(const std::string& key) {
   return absl::OkStatus();
 }
 
+absl::Status InputRegistry::Claim(const std::string& key) {
+  if (!keys_.insert(key).second) {
+    return absl::InvalidArgumentError(absl::StrCat("input key \"", key, "\" appears twice"));
+  }
+  return absl::OkStatus();
+}
+
+std::string EmptyRangeWarning(const ConvertOptions& o, int64_t range_size) {
+  if (range_size > 0) return "";
+  return absl::StrCat("ep_rank ", o.ep_rank, " of ", o.ep_size, " owns no experts (E=", o.geometry.num_experts,
+                      "): no expert tensors are produced");
+}
+
+absl::Status CheckMoeLayer(const Geometry& g, absl::string_view key, int64_t layer) {
+  if (g.IsMoeLayer(layer)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "key \"", key, "\": layer ", layer,
+      " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step)"));
+}
+
 std::string IdsText(const std::vector<int64_t>& ids) {
   bool run = ids.size() > 8;
   for (size_t i = 1; run && i < ids.size(); ++i) run = ids[i] == ids[i - 1] + 1;

@@ -40,6 +40,23 @@ class OutputRegistry {
   absl::flat_hash_set<std::string> keys_;
 };
 
+// InputRegistry: every input key a session has planned; a second tensor
+// under the same key is an error (a file cannot hold one, a stream can).
+class InputRegistry {
+ public:
+  absl::Status Claim(const std::string& key);
+
+ private:
+  absl::flat_hash_set<std::string> keys_;
+};
+
+// EmptyRangeWarning(): the note for an EP rank that owns no experts, or "".
+std::string EmptyRangeWarning(const ConvertOptions& o, int64_t range_size);
+
+// CheckMoeLayer(): kInvalidArgument when a config's layer plan says `layer`
+// has no routed experts but `key` holds expert tensors.
+absl::Status CheckMoeLayer(const Geometry& g, absl::string_view key, int64_t layer);
+
 // IdsText(): "[0, 1, 2]" or "[0..127]" for long runs, for messages.
 std::string IdsText(const std::vector<int64_t>& ids);
 

@@ -27,16 +27,11 @@ class ToHfSession final : public ToHfConverter {
         exclude_(o.exclude_key_regex),
         range_(EpRange(o.geometry.num_experts, o.ep_size, o.ep_rank)),
         layout_(o.lora_layout.value_or(LoraLayout::kPeftV019)) {
-    if (range_.size() == 0) {
-      warnings_.push_back(absl::StrCat("ep_rank ", o.ep_rank, " of ", o.ep_size, " owns no experts (E=",
-                                       o.geometry.num_experts, "): no expert tensors are produced"));
-    }
+    if (range_.size() == 0) warnings_.push_back(EmptyRangeWarning(o, range_.size()));
   }
 
   absl::StatusOr<TensorPlan> Plan(const TensorInfo& in) override {
-    if (!inputs_.insert(in.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("input key \"", in.name, "\" appears twice"));
-    }
+    RETURN_IF_ERROR(inputs_.Claim(in.name));
     TensorPlan plan;
     plan.input = in;
     KeyParts parts;
@@ -49,11 +44,7 @@ class ToHfSession final : public ToHfConverter {
       return plan;
     }
     const Geometry& g = opts_.geometry;
-    if (!g.IsMoeLayer(parts.layer)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", in.name, "\": layer ", parts.layer,
-          " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step)"));
-    }
+    RETURN_IF_ERROR(CheckMoeLayer(g, in.name, parts.layer));
     if (role == KeyRole::kNativeGateUp || role == KeyRole::kNativeDown) {
       if (!IsExpertDType(in.dtype)) {
         return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert weights must be F32, BF16 or F16, got ",
@@ -279,7 +270,7 @@ class ToHfSession final : public ToHfConverter {
   ExcludeFilter exclude_;
   ExpertRange range_;
   LoraLayout layout_;
-  absl::flat_hash_set<std::string> inputs_;
+  InputRegistry inputs_;
   OutputRegistry registry_;
   std::set<std::pair<int64_t, int>> covered_;
   std::vector<std::string> warnings_;

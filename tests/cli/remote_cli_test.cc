@@ -46,17 +46,6 @@ bool Exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-TensorList LoadDir(const std::string& path) {
-  auto ckpt = SafetensorsCheckpoint::Open(path);
-  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  TensorList out;
-  if (!ckpt.ok()) return out;
-  for (size_t s = 0; s < ckpt->shards().size(); ++s) {
-    auto f = *ckpt->OpenShard(s);
-    for (size_t i = 0; i < f->num_tensors(); ++i) out.push_back(f->GetAt(i));
-  }
-  return out;
-}
 
 std::string Fx(const std::string& rel) { return DataDir() + "/tiny-qwen3-moe/" + rel; }
 
@@ -87,7 +76,7 @@ TEST_F(RemoteCli, ShardedCheckpointRoundTripThroughOneServer) {
   ASSERT_EQ(a.code, 0) << a.err;
   CliRun b = Cli({"to-hf", "--input", dir_ + "/native", "--output", dir_ + "/hf", "--server", addr, "--chunk-size", "1000"});
   ASSERT_EQ(b.code, 0) << b.err;
-  EXPECT_THAT(DiffAsMaps(LoadDir(dir_ + "/hf"), LoadDir(Fx("hf-bf16-sharded"))), ::testing::IsEmpty());
+  EXPECT_THAT(DiffAsMaps(LoadCheckpoint(dir_ + "/hf"), LoadCheckpoint(Fx("hf-bf16-sharded"))), ::testing::IsEmpty());
   EXPECT_TRUE(Exists(dir_ + "/hf/config.json"));
 }
 
@@ -101,7 +90,7 @@ TEST_F(RemoteCli, AdapterAndCheckpointThroughTwoServersUseBoth) {
   EXPECT_THAT(a.out, ::testing::HasSubstr("\"streams\":2"));
   CliRun b = Cli({"to-hf", "--input", dir_ + "/native", "--output", dir_ + "/hf", "--server", a1, "--server", a2});
   ASSERT_EQ(b.code, 0) << b.err;
-  EXPECT_THAT(DiffAsMaps(LoadDir(dir_ + "/hf"), LoadDir(Fx("hf-bf16-sharded"))), ::testing::IsEmpty());
+  EXPECT_THAT(DiffAsMaps(LoadCheckpoint(dir_ + "/hf"), LoadCheckpoint(Fx("hf-bf16-sharded"))), ::testing::IsEmpty());
   EXPECT_GE(OkRequests(s1.MetricsPort()), 2);
   EXPECT_GE(OkRequests(s2.MetricsPort()), 2);
 
@@ -111,7 +100,7 @@ TEST_F(RemoteCli, AdapterAndCheckpointThroughTwoServersUseBoth) {
   CliRun d = Cli({"to-hf", "--input", dir_ + "/lora", "--output", dir_ + "/lora-hf", "--config", Fx("hf-fp32/config.json"),
                "--server", a1, "--server", a2});
   ASSERT_EQ(d.code, 0) << d.err;
-  EXPECT_THAT(DiffAsMaps(LoadDir(dir_ + "/lora-hf"), LoadDir(Fx("peft-lora"))), ::testing::IsEmpty());
+  EXPECT_THAT(DiffAsMaps(LoadCheckpoint(dir_ + "/lora-hf"), LoadCheckpoint(Fx("peft-lora"))), ::testing::IsEmpty());
 }
 
 TEST_F(RemoteCli, CorruptedShardFailsWithNoOutput) {
@@ -186,7 +175,7 @@ TEST_F(RemoteCli, DnsNameResolvingToTwoServersSharesTheWork) {
   const std::string target = absl::StrCat("dns:///adapter.test:", port);
   ASSERT_EQ(cli_in_ns({"from-hf", "--input", Fx("hf-bf16-sharded"), "--output", dir_ + "/native", "--server", target}), 0);
   ASSERT_EQ(cli_in_ns({"to-hf", "--input", dir_ + "/native", "--output", dir_ + "/hf", "--server", target}), 0);
-  EXPECT_THAT(DiffAsMaps(LoadDir(dir_ + "/hf"), LoadDir(Fx("hf-bf16-sharded"))), ::testing::IsEmpty());
+  EXPECT_THAT(DiffAsMaps(LoadCheckpoint(dir_ + "/hf"), LoadCheckpoint(Fx("hf-bf16-sharded"))), ::testing::IsEmpty());
   EXPECT_EQ(OkRequests(s1.MetricsPort()), 2) << "server 1 took one stream of each conversion";
   EXPECT_EQ(OkRequests(s2.MetricsPort()), 2) << "server 2 took one stream of each conversion";
 }

@@ -20,17 +20,6 @@ bool Exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-TensorList LoadDir(const std::string& path) {
-  auto ckpt = SafetensorsCheckpoint::Open(path);
-  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  TensorList out;
-  if (!ckpt.ok()) return out;
-  for (size_t s = 0; s < ckpt->shards().size(); ++s) {
-    auto f = *ckpt->OpenShard(s);
-    for (size_t i = 0; i < f->num_tensors(); ++i) out.push_back(f->GetAt(i));
-  }
-  return out;
-}
 
 std::string Slurp(const std::string& p) {
   std::ifstream f(p);
@@ -64,7 +53,7 @@ TEST_F(CheckpointConvert, ShardedDirectoryRoundTripWithSeveralStreams) {
     EXPECT_TRUE(Exists(native + "/generation_config.json"));
     auto b = ConvertCheckpoint(Direction::kToHf, native, back, opts_, c);
     ASSERT_TRUE(b.ok()) << b.status();
-    EXPECT_THAT(DiffAsMaps(LoadDir(back), LoadDir(Fx("hf-bf16-sharded"))), ::testing::IsEmpty()) << streams;
+    EXPECT_THAT(DiffAsMaps(LoadCheckpoint(back), LoadCheckpoint(Fx("hf-bf16-sharded"))), ::testing::IsEmpty()) << streams;
   }
 }
 

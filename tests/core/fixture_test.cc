@@ -29,18 +29,6 @@ ConvertOptions FixtureOptions() {
   return o;
 }
 
-TensorList LoadCheckpoint(const std::string& path) {
-  auto ckpt = SafetensorsCheckpoint::Open(path);
-  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  TensorList out;
-  if (!ckpt.ok()) return out;
-  for (size_t s = 0; s < ckpt->shards().size(); ++s) {
-    auto f = ckpt->OpenShard(s);
-    EXPECT_TRUE(f.ok()) << f.status();
-    for (size_t i = 0; i < (*f)->num_tensors(); ++i) out.push_back((*f)->GetAt(i));
-  }
-  return out;
-}
 
 TEST(Fixture, ConfigSpellsNumLocalExperts) {
   auto g = ParseHfConfig(ReadText(Fixture("hf-fp32/config.json")));

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "core/checkpoint_reader.h"
 #include "core/safetensors_reader.h"
 #include "core/transpose.h"
 #include "gmock/gmock.h"
@@ -31,6 +32,22 @@ inline TensorList LoadFile(const std::string& path) {
   TensorList out;
   if (!f.ok()) return out;
   for (size_t i = 0; i < (*f)->num_tensors(); ++i) out.push_back((*f)->GetAt(i));
+  return out;
+}
+
+// LoadCheckpoint(): every tensor of a file or checkpoint directory (through
+// its index or every shard), in shard then file order.
+inline TensorList LoadCheckpoint(const std::string& path) {
+  auto ckpt = SafetensorsCheckpoint::Open(path);
+  EXPECT_TRUE(ckpt.ok()) << ckpt.status();
+  TensorList out;
+  if (!ckpt.ok()) return out;
+  for (size_t s = 0; s < ckpt->shards().size(); ++s) {
+    auto f = ckpt->OpenShard(s);
+    EXPECT_TRUE(f.ok()) << f.status();
+    if (!f.ok()) continue;
+    for (size_t i = 0; i < (*f)->num_tensors(); ++i) out.push_back((*f)->GetAt(i));
+  }
   return out;
 }
 
