@@ -16,7 +16,7 @@ import re
 import sys
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-RUNTIME_PACKAGES = ["libgrpc++1.51", "libgrpc29", "libprotobuf32", "libabsl20220623", "libtorch1.13",
+RUNTIME_PACKAGES = ["libgrpc++1.51", "libgrpc29", "libprotobuf32", "libabsl20220623",
                     "libprometheus-cpp-core1.0", "libprometheus-cpp-pull1.0", "libre2-9"]
 CMAKE = [
     "cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOE_ADAPTER_BUILD_TESTS=OFF -DMOE_ADAPTER_BUILD_BENCH=OFF",
