@@ -4,19 +4,6 @@ Every figure is a ratio against a baseline measured in the same run."""
 import json, os, resource, subprocess, sys, time
 
 
-def run(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS bytes of the child)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr}")
-    # ru_maxrss of RUSAGE_CHILDREN is the max over children so far: measure in a
-    # fresh wrapper to get this child's own peak.
-    return dt, before
-
-
 def peak_rss(cmd):
     """Peak RSS (bytes) of cmd alone, via a wrapper process."""
     code = ("import resource,subprocess,sys;"
