@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/buffer_cache.h"
 
 namespace moe_adapter {
 
@@ -18,13 +19,17 @@ Bytes Bytes::Allocate(size_t size) {
   // touch and fewer TLB misses in the strided transposes that fill them.
   constexpr size_t kHuge = size_t{2} << 20;
   if (size >= 2 * kHuge) {
-    void* p = nullptr;
-    if (::posix_memalign(&p, kHuge, size) == 0) {
+    void* p = size >= buffer_cache::kMinBytes ? buffer_cache::Take(size) : nullptr;
+    if (p != nullptr || ::posix_memalign(&p, kHuge, size) == 0) {
       (void)::madvise(p, size, MADV_HUGEPAGE);
       Bytes b;
       b.data_ = static_cast<uint8_t*>(p);
       b.size_ = size;
-      b.owner_ = std::shared_ptr<void>(p, ::free);
+      if (size >= buffer_cache::kMinBytes) {
+        b.owner_ = std::shared_ptr<void>(p, [size](void* q) { buffer_cache::Give(q, size); });
+      } else {
+        b.owner_ = std::shared_ptr<void>(p, ::free);
+      }
       return b;
     }
   }

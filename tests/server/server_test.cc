@@ -745,7 +745,8 @@ TEST(ServerOptionsTest, FlagsParseAndValidate) {
   EXPECT_EQ(d.metrics_listen, "127.0.0.1:9464");
   EXPECT_GE(d.max_stream_memory, 128ull * 4096 * 3072 * 2 + 128ull * 1536 * 4096 * 2)
       << "one Qwen3-235B-A22B layer must fit FromHF";
-  EXPECT_THAT(server::ParseServerFlags({"--device", "cuda"}).status().message(), HasSubstr("cpu"));
+  EXPECT_THAT(server::ParseServerFlags({"--device", "tpu"}).status().message(), HasSubstr("cpu, cuda, cuda:N or auto"));
+  EXPECT_TRUE(server::ParseServerFlags({"--device", "cuda:1"}).ok()) << "a GPU is checked at start, not at parsing";
   EXPECT_FALSE(server::ParseServerFlags({"--tls-cert", "a.pem"}).ok());
   EXPECT_FALSE(server::ParseServerFlags({"--bogus"}).ok());
   EXPECT_FALSE(server::ParseServerFlags({"--max-total-memory", "12 parsecs"}).ok());
