@@ -27,11 +27,13 @@ std::string Quote(const std::string& s) { return "'" + s + "'"; }
 Result Cli(const std::vector<std::string>& args) {
   std::vector<std::string> q;
   for (const auto& a : args) q.push_back(Quote(a));
-  const std::string errfile = ::testing::TempDir() + "/cli_stderr.txt";
+  // ctest runs test cases as parallel processes: the file must be this process's own.
+  const std::string errfile = ::testing::TempDir() + "/cli_stderr_" + std::to_string(::getpid()) + ".txt";
   const std::string cmd = absl::StrCat(Quote(MOE_CLI_PATH), " ", absl::StrJoin(q, " "), " 2>", errfile, " >/dev/null");
   const int status = std::system(cmd.c_str());
   std::ifstream f(errfile);
   std::string err((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::remove(errfile.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), err};
 }
 
