@@ -1,19 +1,25 @@
 // The remote client (include/moe_adapter/client.h): a sync gRPC
 // ClientReaderWriter per session, written by the caller's thread and read by
 // the session's own reader thread, so the two directions overlap and large
-// outputs never stall the inputs.
+// outputs never stall the inputs. Messages are gRPC byte buffers
+// (server/wire_message.h): a tensor's bytes go out as slices of its own memory
+// and come in as gRPC's slices, copied once into the output tensor.
 #include <algorithm>
+#include <map>
 #include <thread>
 #include <utility>
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/sync_stream.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "moe_adapter/client.h"
 #include "moe_adapter/crc32c.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
 #include "server/frame_codec.h"
+#include "server/wire_message.h"
 
 namespace moe_adapter {
 namespace {
@@ -40,6 +46,17 @@ absl::Status FromGrpc(const grpc::Status& s, const ClientOptions& o) {
       // The remaining gRPC and absl codes share their google.rpc numbers.
       return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
   }
+}
+
+// MethodName(): "/moe_adapter.v1.MoeAdapter/<rpc>", alive for the process
+// (grpc::internal::RpcMethod keeps the pointer).
+const char* MethodName(absl::string_view rpc) {
+  static auto* names = new std::map<std::string, std::string>;
+  static absl::Mutex mu(absl::kConstInit);
+  absl::MutexLock lock(&mu);
+  std::string& name = (*names)[std::string(rpc)];
+  if (name.empty()) name = absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/", rpc);
+  return name.c_str();
 }
 
 void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_token) {
@@ -81,16 +98,17 @@ class RemoteSessionImpl final : public RemoteSession {
     }
   }
 
-  absl::Status Start(v1::MoeAdapter::Stub* stub, RemoteRpc rpc, const ConvertOptions& options) {
+  absl::Status Start(const std::shared_ptr<grpc::Channel>& channel, const grpc::internal::RpcMethod& method,
+                     const ConvertOptions& options) {
     PrepareContext(&ctx_, copts_, /*with_token=*/true);
-    switch (rpc) {
-      case RemoteRpc::kToHf: stream_ = stub->ToHF(&ctx_); break;
-      case RemoteRpc::kFromHf: stream_ = stub->FromHF(&ctx_); break;
-      case RemoteRpc::kConvertTensor: stream_ = stub->ConvertTensor(&ctx_); break;
-    }
+    // What the generated stub does, with byte buffers for messages: gRPC
+    // 1.51 has no public synchronous generic streaming call.
+    stream_.reset(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+        channel.get(), method, &ctx_));
     reader_ = std::thread([this] { ReadLoop(); });
-    *req_.mutable_options() = ToWire(options, copts_.chunk_bytes);
-    return Write();
+    v1::ConvertRequest req;
+    *req.mutable_options() = ToWire(options, copts_.chunk_bytes);
+    return Write(wire::EncodeMessage(req));
   }
 
   absl::Status Send(const NamedTensor& t) override {
@@ -106,8 +124,11 @@ class RemoteSessionImpl final : public RemoteSession {
     }
     absl::Status s = BeginTensor(t.info(), crc.value());
     for (size_t off = 0; s.ok() && off < data.size(); off += copts_.chunk_bytes) {
+      // The chunk is a slice of the tensor's memory, not a copy; it keeps
+      // the memory's owner alive until gRPC has sent it.
       const size_t n = std::min(copts_.chunk_bytes, data.size() - off);
-      s = SendBytes(data.data() + off, n);
+      s = Write(wire::EncodeChunk(wire::kRequestChunkField, data, off, n));
+      if (s.ok()) pending_ -= n;
       data.ReleasePages(off, n);
     }
     return s;
@@ -122,10 +143,11 @@ class RemoteSessionImpl final : public RemoteSession {
     absl::StatusOr<int64_t> n = NumElements(info.shape, DTypeSize(info.dtype));
     if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat("tensor \"", info.name, "\": ", n.status().message()));
     const uint64_t bytes = static_cast<uint64_t>(*n) * DTypeSize(info.dtype);
-    *req_.mutable_header() = wire::MakeHeader(info, bytes, crc);
+    v1::ConvertRequest req;
+    *req.mutable_header() = wire::MakeHeader(info, bytes, crc);
     current_ = info.name;
     pending_ = bytes;
-    return Write();
+    return Write(wire::EncodeMessage(req));
   }
 
   absl::Status SendBytes(const void* data, size_t size) override {
@@ -137,10 +159,9 @@ class RemoteSessionImpl final : public RemoteSession {
     const char* p = static_cast<const char*>(data);
     while (size > 0) {
       const size_t n = std::min(size, copts_.chunk_bytes);
-      // One copy into the message; the string's capacity is reused chunk
-      // after chunk.
-      req_.mutable_chunk()->assign(p, n);
-      absl::Status s = Write();
+      // The caller's memory is only lent until we return, and gRPC may still
+      // hold a message after Write() returns: one copy.
+      absl::Status s = Write(wire::EncodeChunkCopy(wire::kRequestChunkField, p, n));
       if (!s.ok()) return s;
       p += n;
       size -= n;
@@ -163,10 +184,10 @@ class RemoteSessionImpl final : public RemoteSession {
   void Cancel() override { ctx_.TryCancel(); }
 
  private:
-  // Write(): sends req_. A refused write means the call is over: its status
-  // is the answer.
-  absl::Status Write() {
-    if (stream_->Write(req_)) return absl::OkStatus();
+  // Write(): sends one message. A refused write means the call is over: its
+  // status is the answer.
+  absl::Status Write(const grpc::ByteBuffer& message) {
+    if (stream_->Write(message)) return absl::OkStatus();
     Conclude();
     if (final_.ok()) final_ = absl::UnavailableError(absl::StrCat("server ", copts_.target, " closed the stream"));
     return final_;
@@ -195,10 +216,15 @@ class RemoteSessionImpl final : public RemoteSession {
   }
 
   void ReadLoop() {
-    v1::ConvertResponse msg;
-    while (stream_->Read(&msg)) {
-      if (!reader_error_.ok()) continue;  // cancelled; drain what is in flight
-      absl::Status s = Handle(&msg);
+    grpc::ByteBuffer buffer;
+    wire::Inbound<v1::ConvertResponse> msg;
+    while (stream_->Read(&buffer)) {
+      if (!reader_error_.ok()) {  // cancelled; drain what is in flight
+        buffer.Clear();
+        continue;
+      }
+      absl::Status s = wire::Decode(&buffer, &msg);
+      s = s.ok() ? Handle(&msg) : absl::DataLossError(absl::StrCat("server sent a bad message: ", s.message()));
       if (!s.ok()) {
         reader_error_ = s;
         ctx_.TryCancel();
@@ -206,7 +232,15 @@ class RemoteSessionImpl final : public RemoteSession {
     }
   }
 
-  absl::Status Handle(v1::ConvertResponse* msg) {
+  absl::Status Handle(wire::Inbound<v1::ConvertResponse>* in) {
+    if (in->is_chunk) {
+      absl::StatusOr<uint64_t> off = frames_.Chunk(in->chunk);
+      if (!off.ok()) return absl::DataLossError(absl::StrCat("server sent a bad output: ", off.status().message()));
+      in->chunk.CopyTo(out_.mutable_data() + *off);
+      in->chunk = wire::Payload();
+      return frames_.complete() ? Deliver() : absl::OkStatus();
+    }
+    const v1::ConvertResponse* msg = &in->message;
     switch (msg->kind_case()) {
       case v1::ConvertResponse::kHeader: {
         absl::StatusOr<const wire::FrameHeader*> h = frames_.Begin(msg->header());
@@ -214,12 +248,8 @@ class RemoteSessionImpl final : public RemoteSession {
         out_ = Bytes::Allocate((*h)->byte_length);
         return frames_.complete() ? Deliver() : absl::OkStatus();
       }
-      case v1::ConvertResponse::kChunk: {
-        absl::StatusOr<uint64_t> off = frames_.Chunk(msg->chunk());
-        if (!off.ok()) return absl::DataLossError(absl::StrCat("server sent a bad output: ", off.status().message()));
-        std::copy(msg->chunk().begin(), msg->chunk().end(), out_.mutable_data() + *off);
-        return frames_.complete() ? Deliver() : absl::OkStatus();
-      }
+      case v1::ConvertResponse::kChunk:  // decoded into in->chunk
+        break;
       case v1::ConvertResponse::kSummary: {
         if (frames_.in_tensor()) {
           return absl::DataLossError(absl::StrCat("server ended output \"", frames_.header().info.name, "\" early"));
@@ -254,10 +284,9 @@ class RemoteSessionImpl final : public RemoteSession {
   const ClientOptions copts_;
   TensorSink sink_;
   grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::ConvertRequest, v1::ConvertResponse>> stream_;
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream_;
   std::thread reader_;
   // Caller's side.
-  v1::ConvertRequest req_;
   std::string current_;
   uint64_t pending_ = 0;
   bool finished_ = false;
@@ -276,12 +305,17 @@ class RemoteClientImpl final : public RemoteClient {
       : options_(o),
         channel_(std::move(channel)),
         stub_(v1::MoeAdapter::NewStub(channel_)),
-        health_(grpc::health::v1::Health::NewStub(channel_)) {}
+        health_(grpc::health::v1::Health::NewStub(channel_)),
+        to_hf_(MethodName("ToHF"), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
+        from_hf_(MethodName("FromHF"), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
+        convert_tensor_(MethodName("ConvertTensor"), grpc::internal::RpcMethod::BIDI_STREAMING, channel_) {}
 
   absl::StatusOr<std::unique_ptr<RemoteSession>> Open(RemoteRpc rpc, const ConvertOptions& options,
                                                       TensorSink sink) override {
     auto session = std::make_unique<RemoteSessionImpl>(options_, std::move(sink));
-    absl::Status s = session->Start(stub_.get(), rpc, options);
+    const grpc::internal::RpcMethod& method =
+        rpc == RemoteRpc::kToHf ? to_hf_ : rpc == RemoteRpc::kFromHf ? from_hf_ : convert_tensor_;
+    absl::Status s = session->Start(channel_, method, options);
     if (!s.ok()) return s;
     return std::unique_ptr<RemoteSession>(std::move(session));
   }
@@ -329,6 +363,9 @@ class RemoteClientImpl final : public RemoteClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::MoeAdapter::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  const grpc::internal::RpcMethod to_hf_;
+  const grpc::internal::RpcMethod from_hf_;
+  const grpc::internal::RpcMethod convert_tensor_;
 };
 
 }  // namespace

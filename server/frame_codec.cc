@@ -67,20 +67,33 @@ absl::StatusOr<const FrameHeader*> FrameReader::Begin(const v1::TensorHeader& he
   return &header_;
 }
 
-absl::StatusOr<uint64_t> FrameReader::Chunk(absl::string_view data) {
+absl::StatusOr<uint64_t> FrameReader::Account(uint64_t size) {
   if (!in_tensor_) return absl::InvalidArgumentError("a chunk arrived without a tensor header before it");
-  if (data.size() > max_chunk_) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor \"", header_.info.name, "\": chunk of ", data.size(),
+  if (size > max_chunk_) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", header_.info.name, "\": chunk of ", size,
                                                    " bytes exceeds the chunk size ", max_chunk_));
   }
-  if (data.size() > header_.byte_length - received_) {
+  if (size > header_.byte_length - received_) {
     return absl::InvalidArgumentError(absl::StrCat("tensor \"", header_.info.name, "\": chunk goes beyond the declared ",
-                                                   "byte_length ", header_.byte_length, " (", received_, " + ",
-                                                   data.size(), " bytes)"));
+                                                   "byte_length ", header_.byte_length, " (", received_, " + ", size,
+                                                   " bytes)"));
   }
   const uint64_t offset = received_;
-  crc_.Update(data.data(), data.size());
-  received_ += data.size();
+  received_ += size;
+  return offset;
+}
+
+absl::StatusOr<uint64_t> FrameReader::Chunk(absl::string_view data) {
+  absl::StatusOr<uint64_t> offset = Account(data.size());
+  if (offset.ok()) crc_.Update(data.data(), data.size());
+  return offset;
+}
+
+absl::StatusOr<uint64_t> FrameReader::Chunk(const Payload& data) {
+  absl::StatusOr<uint64_t> offset = Account(data.size());
+  if (offset.ok()) {
+    for (const grpc::Slice& s : data.pieces()) crc_.Update(s.begin(), s.size());
+  }
   return offset;
 }
 

@@ -14,8 +14,8 @@
 //   wire::FrameReader reader(max_chunk_bytes);
 //   ASSIGN_OR_RETURN(const wire::FrameHeader* h, reader.Begin(msg.header()));
 //   ... for each chunk message:
-//   ASSIGN_OR_RETURN(uint64_t offset, reader.Chunk(msg.chunk()));
-//   memcpy(buffer + offset, msg.chunk().data(), msg.chunk().size());
+//   ASSIGN_OR_RETURN(uint64_t offset, reader.Chunk(in.chunk));   // wire::Payload
+//   in.chunk.CopyTo(buffer + offset);
 //   if (reader.complete()) RETURN_IF_ERROR(reader.End());   // CRC check
 //   ... at the end of the stream:
 //   RETURN_IF_ERROR(reader.Close());                         // nothing truncated
@@ -37,6 +37,7 @@
 #include "moe_adapter/crc32c.h"
 #include "moe_adapter/tensor.h"
 #include "moe_adapter/v1/adapter.pb.h"
+#include "server/wire_message.h"
 
 namespace moe_adapter {
 namespace wire {
@@ -74,6 +75,7 @@ class FrameReader {
   // Chunk(): accounts the next chunk of the current tensor and hashes it.
   // Returns the offset of its first byte in the tensor.
   absl::StatusOr<uint64_t> Chunk(absl::string_view data);
+  absl::StatusOr<uint64_t> Chunk(const Payload& data);
 
   // in_tensor(): between Begin() and End().
   bool in_tensor() const { return in_tensor_; }
@@ -89,6 +91,9 @@ class FrameReader {
   absl::Status Close() const;
 
  private:
+  // Account(): checks and counts a chunk of `size` bytes; its offset.
+  absl::StatusOr<uint64_t> Account(uint64_t size);
+
   uint64_t max_chunk_;
   FrameHeader header_;
   bool in_tensor_ = false;

@@ -61,7 +61,7 @@ absl::Status FromHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
   return absl::InternalError(absl::StrCat("tensor \"", h.info.name, "\": unexpected plan in from_hf"));
 }
 
-absl::Status FromHfReactor::OnTensorChunk(std::string* chunk, uint64_t offset, bool last, Job* job) {
+absl::Status FromHfReactor::OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) {
   switch (plan_.kind) {
     case TensorPlan::Kind::kDrop:
       return absl::OkStatus();
@@ -69,7 +69,7 @@ absl::Status FromHfReactor::OnTensorChunk(std::string* chunk, uint64_t offset, b
       if (forwarding_) ForwardChunk(std::move(*chunk));
       return absl::OkStatus();
     case TensorPlan::Kind::kWhole:
-      if (!chunk->empty()) std::memcpy(buffer_.mutable_data() + offset, chunk->data(), chunk->size());
+      chunk->CopyTo(buffer_.mutable_data() + offset);
       if (last) {
         *job = [this](JobOutputs* outputs) {
           Tensor t{plan_.input.dtype, plan_.input.shape, std::move(buffer_)};

@@ -37,7 +37,7 @@ class FromHfReactor : public StreamReactor {
  protected:
   absl::Status OnOptions(const StreamConfig& config) override;
   absl::Status OnTensorBegin(const wire::FrameHeader& header) override;
-  absl::Status OnTensorChunk(std::string* chunk, uint64_t offset, bool last, Job* job) override;
+  absl::Status OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) override;
   absl::Status OnInputEnd(Job* job) override;
   uint64_t HeldBytes() const override;
   void FillSummary(v1::StreamSummary* summary) override;

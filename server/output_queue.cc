@@ -20,7 +20,7 @@ void OutputQueue::PushHeader(v1::TensorHeader header) {
   entries_.push_back(std::move(e));
 }
 
-void OutputQueue::PushChunk(std::string chunk) {
+void OutputQueue::PushChunk(wire::Payload chunk) {
   Entry e{Entry::Kind::kChunk, {}, {}, 0, std::move(chunk)};
   bytes_ += e.chunk.size();
   entries_.push_back(std::move(e));
@@ -32,24 +32,24 @@ void OutputQueue::PushSummary(v1::StreamSummary summary) {
   entries_.push_back(std::move(e));
 }
 
-bool OutputQueue::Next(v1::ConvertResponse* msg, uint64_t* payload) {
+bool OutputQueue::Next(grpc::ByteBuffer* msg, uint64_t* payload) {
   *payload = 0;
   if (entries_.empty()) return false;
   Entry& e = entries_.front();
   switch (e.kind) {
     case Entry::Kind::kMessage:
-      msg->Swap(&e.message);
+      *msg = wire::EncodeMessage(e.message);
       entries_.pop_front();
       return true;
     case Entry::Kind::kChunk:
       *payload = e.chunk.size();
       bytes_ -= e.chunk.size();
-      msg->set_chunk(std::move(e.chunk));  // forwarded without a copy
+      *msg = wire::EncodeChunk(wire::kResponseChunkField, e.chunk);
       entries_.pop_front();
       return true;
     case Entry::Kind::kTensorData: {
       const uint64_t n = std::min<uint64_t>(chunk_bytes_, e.data.size() - e.offset);
-      msg->mutable_chunk()->assign(reinterpret_cast<const char*>(e.data.data() + e.offset), n);
+      *msg = wire::EncodeChunk(wire::kResponseChunkField, e.data, e.offset, n);
       e.offset += n;
       *payload = n;
       if (e.offset == e.data.size()) {

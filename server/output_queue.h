@@ -1,8 +1,10 @@
 // File: server/output_queue.h
 //
 // The messages a stream still has to send, in order: output tensors (a header,
-// then their bytes cut into chunks only when the chunk is about to be sent),
-// pass-through chunks forwarded as received, and the final summary. bytes()
+// then their bytes cut into chunks only when the chunk is about to be sent,
+// each chunk a slice of the tensor's own memory: see wire_message.h),
+// pass-through chunks forwarded in the slices they arrived in, and the final
+// summary. bytes()
 // is what the queue keeps alive; the reactor stops reading input while it is
 // above a small window, which is how gRPC's flow control reaches back to the
 // client instead of an unbounded queue growing here.
@@ -10,7 +12,7 @@
 // Example:
 //   OutputQueue q(4 << 20);
 //   q.PushTensor(header, tensor.data);
-//   v1::ConvertResponse msg;
+//   grpc::ByteBuffer msg;
 //   uint64_t payload;
 //   while (q.Next(&msg, &payload)) Send(msg);
 //
@@ -22,8 +24,11 @@
 #include <deque>
 #include <string>
 
+#include <grpcpp/support/byte_buffer.h>
+
 #include "moe_adapter/tensor.h"
 #include "moe_adapter/v1/adapter.pb.h"
+#include "server/wire_message.h"
 
 namespace moe_adapter {
 namespace server {
@@ -36,12 +41,12 @@ class OutputQueue {
   void PushTensor(v1::TensorHeader header, Bytes data);
   // PushHeader() / PushChunk(): a tensor forwarded as its chunks arrive.
   void PushHeader(v1::TensorHeader header);
-  void PushChunk(std::string chunk);
+  void PushChunk(wire::Payload chunk);
   void PushSummary(v1::StreamSummary summary);
 
-  // Next(): moves the next message into `msg`; `payload` = tensor bytes in it.
-  // False when nothing is queued.
-  bool Next(v1::ConvertResponse* msg, uint64_t* payload);
+  // Next(): the next message, encoded, into `msg`; `payload` = tensor bytes
+  // in it. False when nothing is queued.
+  bool Next(grpc::ByteBuffer* msg, uint64_t* payload);
 
   bool empty() const { return entries_.empty(); }
   // bytes(): tensor bytes the queue keeps alive.
@@ -54,7 +59,7 @@ class OutputQueue {
     v1::ConvertResponse message;  // kMessage: a header or the summary
     Bytes data;                   // kTensorData
     uint64_t offset = 0;          // kTensorData: bytes already sent
-    std::string chunk;            // kChunk
+    wire::Payload chunk;          // kChunk
   };
 
   uint64_t chunk_bytes_;

@@ -46,12 +46,20 @@ struct ServiceConfig {
   int max_concurrent_streams = 64;
 };
 
-class AdapterService final : public v1::MoeAdapter::CallbackService {
+// The conversion methods are registered raw (gRPC byte buffers, decoded by
+// wire_message.h) so tensor bytes are never copied through protobuf strings;
+// on the wire they are the proto's messages, as any client expects.
+using RawStreamingService = v1::MoeAdapter::WithRawCallbackMethod_ToHF<
+    v1::MoeAdapter::WithRawCallbackMethod_FromHF<
+        v1::MoeAdapter::WithRawCallbackMethod_ConvertTensor<
+            v1::MoeAdapter::WithCallbackMethod_GetInfo<v1::MoeAdapter::Service>>>>;
+
+class AdapterService final : public RawStreamingService {
  public:
   // `metrics`, `budget` and `workers` must outlive the service.
   AdapterService(const ServiceConfig& config, Metrics* metrics, MemoryBudget* budget, WorkerPool* workers);
 
-  using BidiReactor = grpc::ServerBidiReactor<v1::ConvertRequest, v1::ConvertResponse>;
+  using BidiReactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
   BidiReactor* ToHF(grpc::CallbackServerContext* context) override;
   BidiReactor* FromHF(grpc::CallbackServerContext* context) override;
   BidiReactor* ConvertTensor(grpc::CallbackServerContext* context) override;

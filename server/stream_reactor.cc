@@ -63,6 +63,16 @@ void StreamReactor::Start() {
 void StreamReactor::OnReadDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   read_in_flight_ = false;
+  if (job_running_ && !finish_called_ && error_.ok()) {
+    // The job owns the subclass's state: this message waits for its end.
+    read_pending_ = true;
+    read_pending_ok_ = ok;
+    return;
+  }
+  HandleRead(ok);
+}
+
+void StreamReactor::HandleRead(bool ok) {
   if (finish_called_ || !error_.ok()) return Pump();
   Job job;
   absl::Status s;
@@ -124,11 +134,24 @@ void StreamReactor::OnDone() {
 // ---- input -------------------------------------------------------------------
 
 absl::Status StreamReactor::HandleMessage(Job* job) {
-  switch (in_.kind_case()) {
+  absl::Status decoded = wire::Decode(&in_, &msg_);
+  if (!decoded.ok()) return decoded;
+  if (msg_.is_chunk) {
+    if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
+    absl::StatusOr<uint64_t> offset = reader_.Chunk(msg_.chunk);
+    if (!offset.ok()) return offset.status();
+    bytes_in_ += msg_.chunk.size();
+    env_.metrics->Payload(rpc_, Direction::kIn, msg_.chunk.size());
+    absl::Status s = Deliver(&msg_.chunk, *offset, job);
+    msg_.chunk = wire::Payload();  // gRPC's slices go back as soon as possible
+    return s;
+  }
+  const v1::ConvertRequest& in = msg_.message;
+  switch (in.kind_case()) {
     case v1::ConvertRequest::kOptions: {
       if (options_seen_) return absl::InvalidArgumentError("options sent twice: only the first message carries them");
       absl::StatusOr<StreamConfig> cfg =
-          StreamConfigFromWire(in_.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
+          StreamConfigFromWire(in.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
       if (!cfg.ok()) return cfg.status();
       chunk_bytes_ = cfg->chunk_bytes;
       reader_ = wire::FrameReader(chunk_bytes_);
@@ -138,30 +161,23 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
     }
     case v1::ConvertRequest::kHeader: {
       if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
-      absl::StatusOr<const wire::FrameHeader*> h = reader_.Begin(in_.header());
+      absl::StatusOr<const wire::FrameHeader*> h = reader_.Begin(in.header());
       if (!h.ok()) return h.status();
       RefreshHeld();
       absl::Status s = OnTensorBegin(**h);
       if (!s.ok()) return s;
       if (!reader_.complete()) return absl::OkStatus();
-      std::string empty;
+      wire::Payload empty;
       return Deliver(&empty, 0, job);
     }
-    case v1::ConvertRequest::kChunk: {
-      if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
-      absl::StatusOr<uint64_t> offset = reader_.Chunk(in_.chunk());
-      if (!offset.ok()) return offset.status();
-      bytes_in_ += in_.chunk().size();
-      env_.metrics->Payload(rpc_, Direction::kIn, in_.chunk().size());
-      return Deliver(in_.mutable_chunk(), *offset, job);
-    }
+    case v1::ConvertRequest::kChunk:  // decoded into msg_.chunk above
     case v1::ConvertRequest::KIND_NOT_SET:
       break;
   }
   return absl::InvalidArgumentError("a message with neither options, a tensor header nor a chunk");
 }
 
-absl::Status StreamReactor::Deliver(std::string* chunk, uint64_t offset, Job* job) {
+absl::Status StreamReactor::Deliver(wire::Payload* chunk, uint64_t offset, Job* job) {
   const bool last = reader_.complete();
   if (last) {
     absl::Status crc = reader_.End();
@@ -216,7 +232,12 @@ void StreamReactor::StartJob(Job job, bool end_of_input) {
           }
           if (end_of_input) QueueSummary();
         }
-        Pump();
+        if (read_pending_) {
+          read_pending_ = false;
+          HandleRead(read_pending_ok_);  // pumps
+        } else {
+          Pump();
+        }
       }
     }
     outputs.clear();
@@ -232,7 +253,7 @@ void StreamReactor::ForwardHeader(v1::TensorHeader header) {
   env_.metrics->Tensor(rpc_, Direction::kOut);
 }
 
-void StreamReactor::ForwardChunk(std::string chunk) {
+void StreamReactor::ForwardChunk(wire::Payload chunk) {
   bytes_out_ += chunk.size();
   if (!chunk.empty()) queue_.PushChunk(std::move(chunk));
 }
@@ -286,7 +307,7 @@ void StreamReactor::Pump() {
   }
   RefreshHeld();
   if (!job_running_ && !reader_.in_tensor()) account_.Settle();
-  if (!read_in_flight_ && !input_ended_ && !job_running_ && queue_.bytes() <= window_bytes()) {
+  if (!read_in_flight_ && !read_pending_ && !input_ended_ && queue_.bytes() <= window_bytes()) {
     read_in_flight_ = true;
     StartRead(&in_);
   }

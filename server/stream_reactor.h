@@ -9,10 +9,14 @@
 // The rules it keeps (style guide §3, spec §15.8):
 //   - state lives in members, guarded by one mutex; reactions may run
 //     concurrently with each other and with the stream's job;
-//   - at most one read, one write and one job in flight; the next read starts
-//     only when no job runs and the queued output is within a small window
-//     (two chunks), so a slow reader slows the writer through gRPC's flow
-//     control instead of growing a queue;
+//   - at most one read, one write and one job in flight; a read may complete
+//     while a job runs (the network keeps moving while a tensor converts) but
+//     is handled only after it; the next read starts only when the last one
+//     was handled and the queued output is within a small window (two
+//     chunks), so a slow reader slows the writer through gRPC's flow control
+//     instead of growing a queue;
+//   - messages are gRPC byte buffers (wire_message.h): chunk bytes arrive and
+//     leave in gRPC's slices, copied once, into or out of the conversion;
 //   - exactly one Finish(): OK after the summary is written, or the first
 //     error (also after a cancel); the reactor deletes itself after OnDone and
 //     after its last job, whichever comes later, and frees every buffer then
@@ -47,6 +51,7 @@
 #include "server/metrics.h"
 #include "server/output_queue.h"
 #include "server/stream_options.h"
+#include "server/wire_message.h"
 #include "server/worker_pool.h"
 
 namespace moe_adapter {
@@ -73,7 +78,7 @@ using JobOutputs = std::vector<JobOutput>;
 // Job: conversion work, run on a worker; appends its outputs.
 using Job = std::function<absl::Status(JobOutputs*)>;
 
-class StreamReactor : public grpc::ServerBidiReactor<v1::ConvertRequest, v1::ConvertResponse> {
+class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServerContext* context);
 
@@ -95,9 +100,9 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::ConvertRequest, v1::Con
   // OnTensorBegin(): a header that passed the frame checks.
   virtual absl::Status OnTensorBegin(const wire::FrameHeader& header) = 0;
   // OnTensorChunk(): the next `*chunk` of the current tensor, at `offset`
-  // (the subclass may move the string out). `last`: the tensor is complete
-  // and its CRC32C verified. A zero-byte tensor gets one empty call.
-  virtual absl::Status OnTensorChunk(std::string* chunk, uint64_t offset, bool last, Job* job) = 0;
+  // (the subclass may move it out). `last`: the tensor is complete and its
+  // CRC32C verified. A zero-byte tensor gets one empty call.
+  virtual absl::Status OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) = 0;
   // OnInputEnd(): the client half-closed after complete tensors.
   virtual absl::Status OnInputEnd(Job* job) = 0;
   // HeldBytes(): bytes the subclass holds (input buffers, incomplete groups).
@@ -115,16 +120,17 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::ConvertRequest, v1::Con
   static absl::StatusOr<Bytes> AllocateBuffer(uint64_t size, const std::string& tensor);
   // ForwardHeader() / ForwardChunk(): output a tensor as its input arrives.
   void ForwardHeader(v1::TensorHeader header);
-  void ForwardChunk(std::string chunk);
+  void ForwardChunk(wire::Payload chunk);
   uint64_t chunk_bytes() const { return chunk_bytes_; }
   // window_bytes(): queued output above which reading pauses.
   uint64_t window_bytes() const { return 2 * chunk_bytes_; }
   Rpc rpc() const { return rpc_; }
 
  private:
+  void HandleRead(bool ok);
   absl::Status HandleMessage(Job* job);
   absl::Status HandleInputEnd(Job* job);
-  absl::Status Deliver(std::string* chunk, uint64_t offset, Job* job);
+  absl::Status Deliver(wire::Payload* chunk, uint64_t offset, Job* job);
   void StartJob(Job job, bool end_of_input);
   void QueueSummary();
   void Fail(const absl::Status& status);
@@ -142,11 +148,15 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::ConvertRequest, v1::Con
   wire::FrameReader reader_;
   OutputQueue queue_;
   uint64_t chunk_bytes_;
-  v1::ConvertRequest in_;
-  v1::ConvertResponse out_;
+  grpc::ByteBuffer in_;
+  wire::Inbound<v1::ConvertRequest> msg_;
+  grpc::ByteBuffer out_;
   bool options_seen_ = false;
   bool input_ended_ = false;
   bool read_in_flight_ = false;
+  // A read completed while a job ran; handled when the job ends.
+  bool read_pending_ = false;
+  bool read_pending_ok_ = false;
   bool write_in_flight_ = false;
   bool job_running_ = false;
   bool summary_queued_ = false;

@@ -79,7 +79,7 @@ absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
   return absl::InternalError("unknown plan");
 }
 
-absl::Status ToHfReactor::OnTensorChunk(std::string* chunk, uint64_t offset, bool last, Job* job) {
+absl::Status ToHfReactor::OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) {
   switch (plan_.kind) {
     case TensorPlan::Kind::kDrop:
       return absl::OkStatus();
@@ -87,7 +87,7 @@ absl::Status ToHfReactor::OnTensorChunk(std::string* chunk, uint64_t offset, boo
       if (forwarding_) ForwardChunk(std::move(*chunk));
       return absl::OkStatus();
     case TensorPlan::Kind::kWhole:
-      if (!chunk->empty()) std::memcpy(buffer_.mutable_data() + offset, chunk->data(), chunk->size());
+      chunk->CopyTo(buffer_.mutable_data() + offset);
       if (last) {
         *job = [this](JobOutputs* outputs) {
           Tensor t{plan_.input.dtype, plan_.input.shape, std::move(buffer_)};
@@ -100,7 +100,7 @@ absl::Status ToHfReactor::OnTensorChunk(std::string* chunk, uint64_t offset, boo
       if (plan_.num_slabs == 0) return absl::OkStatus();
       if (filled_ + chunk->size() < plan_.slab_bytes) {
         // Still inside one slab: a copy of at most one chunk, done inline.
-        std::memcpy(buffer_.mutable_data() + filled_, chunk->data(), chunk->size());
+        chunk->CopyTo(buffer_.mutable_data() + filled_);
         filled_ += chunk->size();
         return absl::OkStatus();
       }
@@ -114,18 +114,20 @@ absl::Status ToHfReactor::OnTensorChunk(std::string* chunk, uint64_t offset, boo
   return absl::InternalError("unknown plan");
 }
 
-absl::Status ToHfReactor::ConvertSlabs(const std::string& data, JobOutputs* outputs) {
+absl::Status ToHfReactor::ConvertSlabs(const wire::Payload& data, JobOutputs* outputs) {
   const TensorSink sink = Collect(outputs);
-  size_t pos = 0;
-  while (pos < data.size()) {
-    const size_t n = std::min<size_t>(data.size() - pos, plan_.slab_bytes - filled_);
-    std::memcpy(buffer_.mutable_data() + filled_, data.data() + pos, n);
-    filled_ += n;
-    pos += n;
-    if (filled_ == plan_.slab_bytes) {
-      absl::Status s = converter_->ConvertSlab(plan_, next_slab_++, buffer_.data(), sink);
-      if (!s.ok()) return s;
-      filled_ = 0;
+  for (const grpc::Slice& piece : data.pieces()) {
+    size_t pos = 0;
+    while (pos < piece.size()) {
+      const size_t n = std::min<size_t>(piece.size() - pos, plan_.slab_bytes - filled_);
+      std::memcpy(buffer_.mutable_data() + filled_, piece.begin() + pos, n);
+      filled_ += n;
+      pos += n;
+      if (filled_ == plan_.slab_bytes) {
+        absl::Status s = converter_->ConvertSlab(plan_, next_slab_++, buffer_.data(), sink);
+        if (!s.ok()) return s;
+        filled_ = 0;
+      }
     }
   }
   return absl::OkStatus();

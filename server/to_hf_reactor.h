@@ -34,7 +34,7 @@ class ToHfReactor : public StreamReactor {
  protected:
   absl::Status OnOptions(const StreamConfig& config) override;
   absl::Status OnTensorBegin(const wire::FrameHeader& header) override;
-  absl::Status OnTensorChunk(std::string* chunk, uint64_t offset, bool last, Job* job) override;
+  absl::Status OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) override;
   absl::Status OnInputEnd(Job* job) override;
   uint64_t HeldBytes() const override { return buffer_.size(); }
   void FillSummary(v1::StreamSummary* summary) override;
@@ -42,7 +42,7 @@ class ToHfReactor : public StreamReactor {
  private:
   // ConvertSlabs(): copies `data` into the slab buffer, converting each slab
   // it completes (runs on a worker).
-  absl::Status ConvertSlabs(const std::string& data, JobOutputs* outputs);
+  absl::Status ConvertSlabs(const wire::Payload& data, JobOutputs* outputs);
 
   ConvertOptions options_;
   std::unique_ptr<ToHfConverter> converter_;
