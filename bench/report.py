@@ -84,6 +84,36 @@ def main():
     elif mode == "service":
         build, work = sys.argv[2], sys.argv[3]
         subprocess.run([f"{build}/bench/stream_bench", "--work", work] + sys.argv[4:], check=True)
+    elif mode == "scaling":
+        import re
+        runs = [json.load(open(f))["benchmarks"] for f in sys.argv[2:]]
+        rows = {}
+        for label, bms in zip(("tuned", "default"), runs):
+            for b in bms:
+                m = re.match(r"BM_Scaling/(\d+)/(\d+)/(\d)/", b["name"])
+                if m:
+                    e, h, what = map(int, m.groups())
+                    rows.setdefault((e, h), {})[(label, what)] = b
+        print("\n### Scaling with layer size (2 threads, bf16, I = 3H/8; "
+              "buffer cache sized for one layer)\n")
+        print("| E | H | I | layer | memcpy | to_hf | to_hf / memcpy | from_hf | from_hf / memcpy |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (e, h), r in sorted(rows.items()):
+            if ("tuned", 0) not in r:
+                continue
+            mem = r[("tuned", 0)]["bytes_per_second"] / 1e9
+            to = r[("tuned", 1)]["bytes_per_second"] / 1e9
+            fr = r[("tuned", 2)]["bytes_per_second"] / 1e9
+            size = r[("tuned", 0)]["layer_bytes"] / 1e9
+            print(f"| {e} | {h} | {3 * h // 8} | {size:.2f} GB | {mem:.1f} GB/s | {to:.1f} GB/s | {to / mem:.2f} "
+                  f"| {fr:.1f} GB/s | {fr / mem:.2f} |")
+        for (e, h), r in sorted(rows.items()):
+            if ("default", 2) in r and ("default", 0) in r:
+                mem = r[("default", 0)]["bytes_per_second"] / 1e9
+                fr = r[("default", 2)]["bytes_per_second"] / 1e9
+                print(f"\nWith the default 2 GiB buffer cache, E={e} H={h} from_hf: {fr:.1f} GB/s, "
+                      f"{fr / mem:.2f} x memcpy ({mem:.1f} GB/s, same run): its groups do not fit, so every "
+                      f"layer faults fresh ones in (set MOE_ADAPTER_BUFFER_CACHE to one layer's bytes).")
     elif mode == "footer":
         print()
 

@@ -1,7 +1,10 @@
 #include "core/buffer_cache.h"
 
 #include <cstdlib>
-#include <map>
+#include <algorithm>
+#include <iterator>
+#include <list>
+#include <utility>
 #include <mutex>
 #include <vector>
 
@@ -11,7 +14,9 @@ namespace {
 
 struct Cache {
   std::mutex mu;
-  std::multimap<size_t, void*> blocks;
+  // Most recently given last: when a new block does not fit, the oldest
+  // ones (likely a previous checkpoint's shapes) make room for it.
+  std::list<std::pair<size_t, void*>> blocks;
   size_t bytes = 0;
   size_t cap = [] {
     const char* env = std::getenv("MOE_ADAPTER_BUFFER_CACHE");
@@ -30,25 +35,47 @@ Cache& Get() {
 void* Take(size_t size) {
   Cache& c = Get();
   std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.blocks.find(size);
-  if (it == c.blocks.end()) return nullptr;
+  auto it = std::find_if(c.blocks.rbegin(), c.blocks.rend(), [size](const auto& b) { return b.first == size; });
+  if (it == c.blocks.rend()) return nullptr;
   void* p = it->second;
-  c.blocks.erase(it);
+  c.blocks.erase(std::next(it).base());
   c.bytes -= size;
   return p;
 }
 
 void Give(void* p, size_t size) {
   Cache& c = Get();
+  std::vector<void*> evicted;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    if (size >= kMinBytes && c.bytes + size <= c.cap) {
-      c.blocks.emplace(size, p);
+    if (size < kMinBytes || size > c.cap) {
+      evicted.push_back(p);
+    } else {
+      while (c.bytes + size > c.cap) {
+        evicted.push_back(c.blocks.front().second);
+        c.bytes -= c.blocks.front().first;
+        c.blocks.pop_front();
+      }
+      c.blocks.emplace_back(size, p);
       c.bytes += size;
-      return;
     }
   }
-  std::free(p);
+  for (void* q : evicted) std::free(q);  // outside the lock: munmap is slow
+}
+
+void SetCap(size_t bytes) {
+  Cache& c = Get();
+  std::vector<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.cap = bytes;
+    while (c.bytes > c.cap) {
+      evicted.push_back(c.blocks.front().second);
+      c.bytes -= c.blocks.front().first;
+      c.blocks.pop_front();
+    }
+  }
+  for (void* q : evicted) std::free(q);
 }
 
 void Clear() {

@@ -18,6 +18,7 @@ Bytes Bytes::Allocate(size_t size) {
   // with transparent huge pages requested: 512x fewer page faults on first
   // touch and fewer TLB misses in the strided transposes that fill them.
   constexpr size_t kHuge = size_t{2} << 20;
+  static_assert(buffer_cache::kMinBytes >= 2 * kHuge, "cached blocks are huge-page aligned");
   if (size >= 2 * kHuge) {
     void* p = size >= buffer_cache::kMinBytes ? buffer_cache::Take(size) : nullptr;
     if (p != nullptr || ::posix_memalign(&p, kHuge, size) == 0) {

@@ -26,20 +26,14 @@ absl::Status FromHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
   absl::StatusOr<TensorPlan> plan = converter_->Plan(h.info);
   if (!plan.ok()) return plan.status();
   plan_ = std::move(*plan);
-  forwarding_ = false;
   switch (plan_.kind) {
     case TensorPlan::Kind::kDrop:
       return absl::OkStatus();
     case TensorPlan::Kind::kPassThrough: {
-      // Decided (and its key registered) from the header alone; the bytes
-      // are forwarded as they arrive.
-      Tensor header_only{h.info.dtype, h.info.shape, Bytes()};
-      absl::Status s = converter_->Add(plan_, header_only, [this](NamedTensor) {
-        forwarding_ = true;
-        return absl::OkStatus();
-      });
+      // Forwarded as the bytes arrive, not held.
+      absl::Status s = converter_->ClaimPassThrough(plan_);
       if (!s.ok()) return s;
-      if (forwarding_) ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
+      ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
       return absl::OkStatus();
     }
     case TensorPlan::Kind::kWhole: {
@@ -66,7 +60,7 @@ absl::Status FromHfReactor::OnTensorChunk(wire::Payload* chunk, uint64_t offset,
     case TensorPlan::Kind::kDrop:
       return absl::OkStatus();
     case TensorPlan::Kind::kPassThrough:
-      if (forwarding_) ForwardChunk(std::move(*chunk));
+      ForwardChunk(std::move(*chunk));
       return absl::OkStatus();
     case TensorPlan::Kind::kWhole:
       chunk->CopyTo(buffer_.mutable_data() + offset);

@@ -48,7 +48,6 @@ class FromHfReactor : public StreamReactor {
   std::unique_ptr<FromHfConverter> converter_;
   std::map<std::string, std::string> metadata_;  // the EP slice, empty without EP
   TensorPlan plan_;
-  bool forwarding_ = false;
   Bytes buffer_;  // kWhole: the tensor being received
 };
 

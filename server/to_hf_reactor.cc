@@ -30,21 +30,15 @@ absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
   absl::StatusOr<TensorPlan> plan = converter_->Plan(h.info);
   if (!plan.ok()) return plan.status();
   plan_ = std::move(*plan);
-  forwarding_ = false;
   switch (plan_.kind) {
     case TensorPlan::Kind::kDrop:
       return absl::OkStatus();
     case TensorPlan::Kind::kPassThrough: {
-      // The core decides (and registers the output key) from the header
-      // alone; its output is the input unchanged, so the bytes are forwarded
-      // as they arrive instead of being held.
-      Tensor header_only{h.info.dtype, h.info.shape, Bytes()};
-      absl::Status s = converter_->ConvertWhole(plan_, header_only, [this](NamedTensor) {
-        forwarding_ = true;
-        return absl::OkStatus();
-      });
+      // Its output is the input unchanged: the bytes are forwarded as they
+      // arrive instead of being held.
+      absl::Status s = converter_->ClaimPassThrough(plan_);
       if (!s.ok()) return s;
-      if (forwarding_) ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
+      ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
       return absl::OkStatus();
     }
     case TensorPlan::Kind::kSlabs: {
@@ -84,7 +78,7 @@ absl::Status ToHfReactor::OnTensorChunk(wire::Payload* chunk, uint64_t offset, b
     case TensorPlan::Kind::kDrop:
       return absl::OkStatus();
     case TensorPlan::Kind::kPassThrough:
-      if (forwarding_) ForwardChunk(std::move(*chunk));
+      ForwardChunk(std::move(*chunk));
       return absl::OkStatus();
     case TensorPlan::Kind::kWhole:
       chunk->CopyTo(buffer_.mutable_data() + offset);

@@ -47,7 +47,6 @@ class ToHfReactor : public StreamReactor {
   ConvertOptions options_;
   std::unique_ptr<ToHfConverter> converter_;
   TensorPlan plan_;
-  bool forwarding_ = false;  // kPassThrough: the core emitted the tensor
   Bytes buffer_;             // kSlabs: one slab; kWhole: the tensor
   uint64_t filled_ = 0;      // kSlabs: bytes in the slab buffer
   int64_t next_slab_ = 0;    // kSlabs: index of the slab being filled

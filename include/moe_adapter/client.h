@@ -112,17 +112,20 @@ class RemoteSession {
  public:
   virtual ~RemoteSession() = default;
 
-  // Send(): one whole tensor (from memory or an mmap'ed file). Its CRC32C is
-  // computed first, then it goes out in chunks read straight from
-  // `tensor`'s bytes (one copy, into the message); pages of a file mapping
-  // are released as they are consumed (Bytes::ReleasePages), so sending a
-  // large mapped checkpoint keeps resident memory small. A failed stream
-  // returns its final status (as Finish()).
+  // Send(): one whole tensor (from memory, an mmap'ed file or an at::Tensor
+  // through moe_adapter/aten.h). Its CRC32C is computed first, then it goes
+  // out in chunks that are slices of `tensor`'s own bytes: nothing is
+  // copied, and the bytes' owner is kept alive until gRPC has sent them.
+  // Pages of a file mapping are released as they are consumed
+  // (Bytes::ReleasePages), so sending a large mapped checkpoint keeps
+  // resident memory small. A failed stream returns its final status (as
+  // Finish()).
   virtual absl::Status Send(const NamedTensor& tensor) = 0;
 
   // BeginTensor() + SendBytes(): a tensor whose bytes come piecewise
   // (generated, larger than memory). `crc32c` must cover all of them;
-  // SendBytes() calls must add up to exactly the tensor's byte count.
+  // SendBytes() calls must add up to exactly the tensor's byte count. The
+  // memory is only lent for the call, so SendBytes() copies it once.
   virtual absl::Status BeginTensor(const TensorInfo& info, uint32_t crc32c) = 0;
   virtual absl::Status SendBytes(const void* data, size_t size) = 0;
 

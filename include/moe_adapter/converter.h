@@ -98,6 +98,11 @@ class ToHfConverter {
   virtual absl::Status ConvertWhole(const TensorPlan& plan, const Tensor& input,
                                     const TensorSink& sink) = 0;
 
+  // ClaimPassThrough(): instead of ConvertWhole() for a kPassThrough plan,
+  // when the caller forwards the bytes itself as they arrive (a server):
+  // registers the output key (a duplicate is an error) without the data.
+  virtual absl::Status ClaimPassThrough(const TensorPlan& plan) = 0;
+
   // Convert(): Plan() then the matching call, for a whole tensor in memory.
   absl::Status Convert(const NamedTensor& input, const TensorSink& sink);
 
@@ -124,6 +129,10 @@ class FromHfConverter {
 
   // Add(): Plan() then Add() for a whole tensor in memory.
   absl::Status Add(const NamedTensor& input, const TensorSink& sink);
+
+  // ClaimPassThrough(): instead of Add() for a kPassThrough plan, when the
+  // caller forwards the bytes itself (see ToHfConverter::ClaimPassThrough).
+  virtual absl::Status ClaimPassThrough(const TensorPlan& plan) = 0;
 
   // Finish(): flushes what waited for the end (LoRA whose layout only the
   // whole adapter decides) and reports every incomplete group.

@@ -20,9 +20,31 @@ TEST(BufferCache, SameSizeReusesTheBlockOthersDoNot) {
   Bytes other = Bytes::Allocate(big + 8192);
   EXPECT_NE(other.data(), first);
   {
-    Bytes small = Bytes::Allocate(8 << 20);  // below kMinBytes: never cached
+    Bytes small = Bytes::Allocate(buffer_cache::kMinBytes - 1);  // below kMinBytes: never cached
   }
-  EXPECT_LT(buffer_cache::CachedBytes(), big + (8u << 20));
+  EXPECT_LT(buffer_cache::CachedBytes(), big + buffer_cache::kMinBytes - 1);
+}
+
+TEST(BufferCache, ANewShapeEvictsTheOldestBlocks) {
+  const size_t a = buffer_cache::kMinBytes, b = buffer_cache::kMinBytes + 4096;
+  buffer_cache::Clear();
+  buffer_cache::SetCap(3 * a);
+  { Bytes x = Bytes::Allocate(a); }
+  { Bytes y = Bytes::Allocate(b); }
+  EXPECT_EQ(buffer_cache::CachedBytes(), a + b);
+  const size_t c = 2 * a;  // a third shape: evicting a alone is not enough room
+  { Bytes z = Bytes::Allocate(c); }
+  EXPECT_EQ(buffer_cache::CachedBytes(), c) << "the two older blocks made room for the newest";
+  { Bytes u = Bytes::Allocate(a); }
+  EXPECT_EQ(buffer_cache::CachedBytes(), c + a) << "fits beside it: nothing evicted";
+  Bytes again = Bytes::Allocate(c);
+  EXPECT_EQ(buffer_cache::CachedBytes(), a) << "taken back out by size";
+  again = Bytes();
+  buffer_cache::SetCap(0);
+  EXPECT_EQ(buffer_cache::CachedBytes(), 0u);
+  { Bytes w = Bytes::Allocate(a); }
+  EXPECT_EQ(buffer_cache::CachedBytes(), 0u) << "cap 0: nothing kept";
+  buffer_cache::SetCap(size_t{2} << 30);
 }
 
 TEST(BufferCache, SessionsReuseGroupBuffersAcrossLayers) {

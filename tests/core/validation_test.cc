@@ -96,6 +96,31 @@ TEST_F(Validation, OutputKeyCollisionIsAnError) {
   EXPECT_THAT(r.status(), StatusIs(StatusCode::kInvalidArgument, "written twice"));
 }
 
+TEST_F(Validation, ClaimedPassThroughKeysCollideToo) {
+  // A server forwards pass-through bytes itself and only claims the key.
+  auto conv = *ToHfConverter::Create(o);
+  const NamedTensor hf_key = T("model.layers.0.mlp.experts.0.down_proj.weight", {H, I});
+  absl::StatusOr<TensorPlan> plan = conv->Plan(hf_key.info());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->kind, TensorPlan::Kind::kPassThrough);
+  ASSERT_TRUE(conv->ClaimPassThrough(*plan).ok());
+  auto ignore = [](NamedTensor) { return absl::OkStatus(); };
+  EXPECT_THAT(conv->Convert(T("model.layers.0.mlp.experts.down_projs", {E, I, H}), ignore),
+              StatusIs(StatusCode::kInvalidArgument, "written twice"));
+
+  auto grouped = *ToHfConverter::Create(o);
+  absl::StatusOr<TensorPlan> slabs = grouped->Plan(T("model.layers.0.mlp.experts.down_projs", {E, I, H}).info());
+  ASSERT_TRUE(slabs.ok());
+  EXPECT_EQ(grouped->ClaimPassThrough(*slabs).code(), StatusCode::kInternal) << "only pass-through plans";
+
+  auto from = *FromHfConverter::Create(o);
+  const NamedTensor norm = T("model.norm.weight", {H});
+  absl::StatusOr<TensorPlan> p1 = from->Plan(norm.info());
+  ASSERT_TRUE(p1.ok());
+  EXPECT_TRUE(from->ClaimPassThrough(*p1).ok());
+  EXPECT_THAT(from->ClaimPassThrough(*p1), StatusIs(StatusCode::kInvalidArgument, "written twice"));
+}
+
 // --- from_hf: per-expert tensors ------------------------------------------------
 
 TEST_F(Validation, PerExpertWrongShape) {

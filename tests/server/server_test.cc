@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -169,6 +170,56 @@ TEST_F(ServerTest, GoldenCasesThroughToHf) {
     }
     EXPECT_GT(n, 40);
   }
+}
+
+// Clients generated from the .proto (here C++ protobuf messages through the
+// typed stub) interoperate with the server's byte-buffer methods: chunk
+// messages that protobuf encodes canonically take the no-copy path, those
+// with an extra (unknown) field go through protobuf's parser; the responses
+// parse as ConvertResponse messages.
+TEST_F(ServerTest, ProtobufClientsInteroperate) {
+  const TensorList in = LoadSafetensors(GoldenDir() + "/full_to_hf_bfloat16.in.safetensors");
+  ConvertOptions geometry;
+  geometry.geometry.num_experts = 4;
+  geometry.geometry.hidden_size = 8;
+  geometry.geometry.moe_intermediate_size = 6;
+  const Result want = CoreToHf(geometry, in);
+  ASSERT_TRUE(want.status.ok()) << want.status;
+  std::vector<v1::ConvertRequest> msgs = {OptionsMsg(4, 8, 6)};
+  int chunks = 0;
+  for (const NamedTensor& t : in) {
+    const Bytes& d = t.tensor.data;
+    msgs.push_back(HeaderMsg(t.name, std::string(DTypeName(t.tensor.dtype)), t.tensor.shape, d.size(),
+                             Crc32c(d.data(), d.size())));
+    for (size_t off = 0; off < d.size(); off += 7) {
+      v1::ConvertRequest c =
+          ChunkMsg(std::string(reinterpret_cast<const char*>(d.data()) + off, std::min<size_t>(7, d.size() - off)));
+      if (++chunks % 2) c.GetReflection()->MutableUnknownFields(&c)->AddVarint(15, 5);
+      msgs.push_back(std::move(c));
+    }
+  }
+  std::vector<v1::ConvertResponse> responses;
+  const grpc::Status s = Raw("ToHF", msgs, &responses);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  TensorList got;
+  size_t filled = 0;
+  for (const v1::ConvertResponse& r : responses) {
+    if (r.has_header()) {
+      absl::StatusOr<DType> dtype = ParseDType(r.header().dtype());
+      ASSERT_TRUE(dtype.ok()) << dtype.status();
+      got.push_back({r.header().name(),
+                     Tensor::Allocate(*dtype, Shape(r.header().shape().begin(), r.header().shape().end()))});
+      filled = 0;
+    } else if (r.kind_case() == v1::ConvertResponse::kChunk) {
+      ASSERT_FALSE(got.empty());
+      ASSERT_LE(filled + r.chunk().size(), got.back().tensor.nbytes());
+      std::memcpy(got.back().tensor.mutable_data() + filled, r.chunk().data(), r.chunk().size());
+      filled += r.chunk().size();
+    }
+  }
+  ASSERT_TRUE(responses.back().has_summary());
+  EXPECT_EQ(responses.back().summary().tensors_out(), static_cast<int64_t>(want.outputs.size()));
+  EXPECT_EQ(Diff(got, want.outputs, /*ordered=*/true), "");
 }
 
 TEST_F(ServerTest, GoldenCasesThroughFromHf) {
