@@ -45,7 +45,15 @@ def main():
         print("|---|---|---|---|---|")
     elif mode == "core":
         import re
-        bm = {re.sub(r"/iterations:\d+", "", b["name"]): b for b in json.load(open(sys.argv[2]))["benchmarks"]}
+        # Best repetition of each (as for the process timings): a slow spell
+        # of this shared machine should not decide a row.
+        bm = {}
+        for b in json.load(open(sys.argv[2]))["benchmarks"]:
+            if b.get("run_type") == "aggregate":
+                continue
+            name = re.sub(r"/iterations:\d+", "", b["name"])
+            if name not in bm or b["bytes_per_second"] > bm[name]["bytes_per_second"]:
+                bm[name] = b
         mem = bm["BM_Memcpy/real_time"]["bytes_per_second"] / 1e9
         for name, label in (("BM_ToHf/2/0/real_time", "core to_hf, 2 threads"),
                             ("BM_FromHf/2/0/real_time", "core from_hf, 2 threads (a checkpoint's later layers)"),
@@ -91,9 +99,11 @@ def main():
         for label, bms in zip(("tuned", "default"), runs):
             for b in bms:
                 m = re.match(r"BM_Scaling/(\d+)/(\d+)/(\d)/", b["name"])
-                if m:
+                if m and b.get("run_type") != "aggregate":
                     e, h, what = map(int, m.groups())
-                    rows.setdefault((e, h), {})[(label, what)] = b
+                    cell = rows.setdefault((e, h), {})
+                    if (label, what) not in cell or b["bytes_per_second"] > cell[(label, what)]["bytes_per_second"]:
+                        cell[(label, what)] = b  # the best repetition
         print("\n### Scaling with layer size (2 threads, bf16, I = 3H/8; "
               "buffer cache sized for one layer)\n")
         print("| E | H | I | layer | memcpy | to_hf | to_hf / memcpy | from_hf | from_hf / memcpy |")

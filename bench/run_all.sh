@@ -4,7 +4,7 @@
 #   bench/run_all.sh [BUILD_DIR]     (default: build; configures it if needed)
 # Env: LAYER_E/H/I (default 128/2048/768: one Qwen3-30B-A3B MoE layer, bf16),
 #      REPEAT (best of N for process timings, default 3), WORK (scratch dir),
-#      SCALING=0 (skip the layer-size scaling table, ~1 min).
+#      SCALING=0 (skip the layer-size scaling table, ~2 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -23,9 +23,10 @@ cli="$build/client/moe-adapter"
 
 python3 bench/report.py header "$E" "$H" "$I"
 
-# 1. Core, in memory (Google Benchmark; memcpy baseline in the same binary).
+# 1. Core, in memory (Google Benchmark; memcpy baseline in the same binary;
+#    the best of REPEAT repetitions of each, as for the process timings).
 "$build/bench/convert_bench" --benchmark_filter='^BM_(Memcpy|ToHf|FromHf)' --benchmark_min_time=1 \
-  --benchmark_format=json >"$work/core.json" 2>/dev/null
+  --benchmark_repetitions="$repeat" --benchmark_format=json >"$work/core.json" 2>/dev/null
 python3 bench/report.py core "$work/core.json"
 
 # 2. CLI on files, page cache warm, against cp of the same file.
@@ -53,8 +54,8 @@ python3 bench/report.py footer
 # the largest from_hf is also run with the default cap, to show the difference.
 if [ "${SCALING:-1}" != 0 ]; then
   MOE_ADAPTER_BUFFER_CACHE=6000000000 "$build/bench/convert_bench" --benchmark_filter='^BM_Scaling/' \
-    --benchmark_format=json >"$work/scaling.json" 2>/dev/null
+    --benchmark_repetitions=2 --benchmark_format=json >"$work/scaling.json" 2>/dev/null
   "$build/bench/convert_bench" --benchmark_filter='^BM_Scaling/128/4096/[02]/' \
-    --benchmark_format=json >"$work/scaling-default.json" 2>/dev/null
+    --benchmark_repetitions=2 --benchmark_format=json >"$work/scaling-default.json" 2>/dev/null
   python3 bench/report.py scaling "$work/scaling.json" "$work/scaling-default.json"
 fi
