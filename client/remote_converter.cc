@@ -5,7 +5,7 @@
 // (server/wire_message.h): a tensor's bytes go out as slices of its own memory
 // and come in as gRPC's slices, copied once into the output tensor.
 #include <algorithm>
-#include <map>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -13,7 +13,6 @@
 #include <grpcpp/impl/codegen/sync_stream.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "moe_adapter/client.h"
 #include "moe_adapter/crc32c.h"
@@ -48,15 +47,14 @@ absl::Status FromGrpc(const grpc::Status& s, const ClientOptions& o) {
   }
 }
 
-// MethodName(): "/moe_adapter.v1.MoeAdapter/<rpc>", alive for the process
-// (grpc::internal::RpcMethod keeps the pointer).
-const char* MethodName(absl::string_view rpc) {
-  static auto* names = new std::map<std::string, std::string>;
-  static absl::Mutex mu(absl::kConstInit);
-  absl::MutexLock lock(&mu);
-  std::string& name = (*names)[std::string(rpc)];
-  if (name.empty()) name = absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/", rpc);
-  return name.c_str();
+// MethodName(): "/moe_adapter.v1.MoeAdapter/ToHF" and so on, kept for the
+// process (grpc::internal::RpcMethod keeps the pointer).
+const char* MethodName(RemoteRpc rpc) {
+  static const std::string* names = new std::string[3]{
+      absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/ToHF"),
+      absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/FromHF"),
+      absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/ConvertTensor")};
+  return names[static_cast<int>(rpc)].c_str();
 }
 
 void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_token) {
@@ -306,9 +304,10 @@ class RemoteClientImpl final : public RemoteClient {
         channel_(std::move(channel)),
         stub_(v1::MoeAdapter::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)),
-        to_hf_(MethodName("ToHF"), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
-        from_hf_(MethodName("FromHF"), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
-        convert_tensor_(MethodName("ConvertTensor"), grpc::internal::RpcMethod::BIDI_STREAMING, channel_) {}
+        to_hf_(MethodName(RemoteRpc::kToHf), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
+        from_hf_(MethodName(RemoteRpc::kFromHf), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
+        convert_tensor_(MethodName(RemoteRpc::kConvertTensor), grpc::internal::RpcMethod::BIDI_STREAMING,
+                        channel_) {}
 
   absl::StatusOr<std::unique_ptr<RemoteSession>> Open(RemoteRpc rpc, const ConvertOptions& options,
                                                       TensorSink sink) override {

@@ -1,5 +1,6 @@
 #include "server/wire_message.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
