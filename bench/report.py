@@ -94,36 +94,22 @@ def main():
         subprocess.run([f"{build}/bench/stream_bench", "--work", work] + sys.argv[4:], check=True)
     elif mode == "scaling":
         import re
-        runs = [json.load(open(f))["benchmarks"] for f in sys.argv[2:]]
         rows = {}
-        for label, bms in zip(("tuned", "default"), runs):
-            for b in bms:
-                m = re.match(r"BM_Scaling/(\d+)/(\d+)/(\d)/", b["name"])
-                if m and b.get("run_type") != "aggregate":
-                    e, h, what = map(int, m.groups())
-                    cell = rows.setdefault((e, h), {})
-                    if (label, what) not in cell or b["bytes_per_second"] > cell[(label, what)]["bytes_per_second"]:
-                        cell[(label, what)] = b  # the best repetition
-        print("\n### Scaling with layer size (2 threads, bf16, I = 3H/8; "
-              "buffer cache sized for one layer)\n")
+        for b in json.load(open(sys.argv[2]))["benchmarks"]:
+            m = re.match(r"BM_Scaling/(\d+)/(\d+)/(\d)/", b["name"])
+            if m and b.get("run_type") != "aggregate":
+                e, h, what = map(int, m.groups())
+                cell = rows.setdefault((e, h), {})
+                if what not in cell or b["bytes_per_second"] > cell[what]["bytes_per_second"]:
+                    cell[what] = b  # the best repetition
+        print("\n### Scaling with layer size (2 threads, bf16, I = 3H/8)\n")
         print("| E | H | I | layer | memcpy | to_hf | to_hf / memcpy | from_hf | from_hf / memcpy |")
         print("|---|---|---|---|---|---|---|---|---|")
         for (e, h), r in sorted(rows.items()):
-            if ("tuned", 0) not in r:
-                continue
-            mem = r[("tuned", 0)]["bytes_per_second"] / 1e9
-            to = r[("tuned", 1)]["bytes_per_second"] / 1e9
-            fr = r[("tuned", 2)]["bytes_per_second"] / 1e9
-            size = r[("tuned", 0)]["layer_bytes"] / 1e9
+            mem, to, fr = (r[w]["bytes_per_second"] / 1e9 for w in (0, 1, 2))
+            size = r[0]["layer_bytes"] / 1e9
             print(f"| {e} | {h} | {3 * h // 8} | {size:.2f} GB | {mem:.1f} GB/s | {to:.1f} GB/s | {to / mem:.2f} "
                   f"| {fr:.1f} GB/s | {fr / mem:.2f} |")
-        for (e, h), r in sorted(rows.items()):
-            if ("default", 2) in r and ("default", 0) in r:
-                mem = r[("default", 0)]["bytes_per_second"] / 1e9
-                fr = r[("default", 2)]["bytes_per_second"] / 1e9
-                print(f"\nWith the default 2 GiB buffer cache, E={e} H={h} from_hf: {fr:.1f} GB/s, "
-                      f"{fr / mem:.2f} x memcpy ({mem:.1f} GB/s, same run): its groups do not fit, so every "
-                      f"layer faults fresh ones in (set MOE_ADAPTER_BUFFER_CACHE to one layer's bytes).")
     elif mode == "footer":
         print()
 

@@ -1,27 +1,49 @@
 #include "core/buffer_cache.h"
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <iterator>
 #include <list>
-#include <utility>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace moe_adapter {
 namespace buffer_cache {
 namespace {
 
+struct Block {
+  size_t size;
+  void* p;
+  std::chrono::steady_clock::time_point given;
+};
+
 struct Cache {
   std::mutex mu;
-  // Most recently given last: when a new block does not fit, the oldest
-  // ones (likely a previous checkpoint's shapes) make room for it.
-  std::list<std::pair<size_t, void*>> blocks;
+  // Most recently given last: when room is needed, the oldest blocks (likely
+  // a previous checkpoint's shapes) go first.
+  std::list<Block> blocks;
   size_t bytes = 0;
-  size_t cap = [] {
+  // Largest block ever given: the automatic cap keeps two of them.
+  size_t largest = 0;
+  // Set by MOE_ADAPTER_BUFFER_CACHE or SetCap(); otherwise automatic.
+  std::optional<size_t> fixed_cap = []() -> std::optional<size_t> {
     const char* env = std::getenv("MOE_ADAPTER_BUFFER_CACHE");
-    return env ? static_cast<size_t>(std::strtoull(env, nullptr, 10)) : size_t{2} << 30;
+    if (env == nullptr) return std::nullopt;
+    return static_cast<size_t>(std::strtoull(env, nullptr, 10));
   }();
+
+  size_t cap() const { return fixed_cap ? *fixed_cap : std::max(kDefaultCapBytes, 2 * largest); }
+
+  // Evict(): frees the oldest blocks (into `out`, freed by the caller outside
+  // the lock: munmap is slow) until `bytes + room <= cap()`.
+  void Evict(size_t room, std::vector<void*>* out) {
+    while (!blocks.empty() && bytes + room > cap()) {
+      out->push_back(blocks.front().p);
+      bytes -= blocks.front().size;
+      blocks.pop_front();
+    }
+  }
 };
 
 // Leaked: blocks may be given back during static destruction.
@@ -30,16 +52,30 @@ Cache& Get() {
   return *c;
 }
 
+void FreeAll(const std::vector<void*>& blocks) {
+  for (void* p : blocks) std::free(p);
+}
+
 }  // namespace
 
 void* Take(size_t size) {
   Cache& c = Get();
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = std::find_if(c.blocks.rbegin(), c.blocks.rend(), [size](const auto& b) { return b.first == size; });
-  if (it == c.blocks.rend()) return nullptr;
-  void* p = it->second;
-  c.blocks.erase(std::next(it).base());
-  c.bytes -= size;
+  std::vector<void*> evicted;
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = std::find_if(c.blocks.rbegin(), c.blocks.rend(), [size](const Block& b) { return b.size == size; });
+    if (it != c.blocks.rend()) {
+      p = it->p;
+      c.blocks.erase(std::next(it).base());
+      c.bytes -= size;
+    } else {
+      // A size the cache does not hold: the caller allocates it fresh, so
+      // cached blocks plus this one stay within the cap.
+      c.Evict(size, &evicted);
+    }
+  }
+  FreeAll(evicted);
   return p;
 }
 
@@ -48,19 +84,35 @@ void Give(void* p, size_t size) {
   std::vector<void*> evicted;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    if (size < kMinBytes || size > c.cap) {
+    if (!c.fixed_cap) c.largest = std::max(c.largest, size);
+    if (size < kMinBytes || size > c.cap()) {
       evicted.push_back(p);
     } else {
-      while (c.bytes + size > c.cap) {
-        evicted.push_back(c.blocks.front().second);
-        c.bytes -= c.blocks.front().first;
-        c.blocks.pop_front();
-      }
-      c.blocks.emplace_back(size, p);
+      c.Evict(size, &evicted);
+      c.blocks.push_back({size, p, std::chrono::steady_clock::now()});
       c.bytes += size;
     }
   }
-  for (void* q : evicted) std::free(q);  // outside the lock: munmap is slow
+  FreeAll(evicted);
+}
+
+size_t ReleaseIdle(std::chrono::steady_clock::duration idle) {
+  Cache& c = Get();
+  std::vector<void*> evicted;
+  size_t freed = 0;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    const auto before = std::chrono::steady_clock::now() - idle;
+    // Oldest first: stop at the first block given recently enough.
+    while (!c.blocks.empty() && c.blocks.front().given <= before) {
+      evicted.push_back(c.blocks.front().p);
+      freed += c.blocks.front().size;
+      c.bytes -= c.blocks.front().size;
+      c.blocks.pop_front();
+    }
+  }
+  FreeAll(evicted);
+  return freed;
 }
 
 void SetCap(size_t bytes) {
@@ -68,28 +120,45 @@ void SetCap(size_t bytes) {
   std::vector<void*> evicted;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    c.cap = bytes;
-    while (c.bytes > c.cap) {
-      evicted.push_back(c.blocks.front().second);
-      c.bytes -= c.blocks.front().first;
-      c.blocks.pop_front();
-    }
+    c.fixed_cap = bytes;
+    c.Evict(0, &evicted);
   }
-  for (void* q : evicted) std::free(q);
+  FreeAll(evicted);
+}
+
+void UseAutomaticCap() {
+  Cache& c = Get();
+  std::vector<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.fixed_cap.reset();
+    c.Evict(0, &evicted);
+  }
+  FreeAll(evicted);
 }
 
 void Clear() {
   Cache& c = Get();
-  std::lock_guard<std::mutex> lock(c.mu);
-  for (auto& [size, p] : c.blocks) std::free(p);
-  c.blocks.clear();
-  c.bytes = 0;
+  std::vector<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    for (const Block& b : c.blocks) evicted.push_back(b.p);
+    c.blocks.clear();
+    c.bytes = 0;
+  }
+  FreeAll(evicted);
 }
 
 size_t CachedBytes() {
   Cache& c = Get();
   std::lock_guard<std::mutex> lock(c.mu);
   return c.bytes;
+}
+
+size_t CapBytes() {
+  Cache& c = Get();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.cap();
 }
 
 }  // namespace buffer_cache

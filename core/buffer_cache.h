@@ -2,9 +2,15 @@
 // same shapes, so the grouped buffer of layer L+1 has exactly the size of
 // layer L's: reusing it skips the first-touch page faults (kernel zeroing) of
 // a fresh allocation, which cost as much as the conversion itself. Only
-// buffers of at least kMinBytes are cached, by exact size, up to a byte cap
-// (default 2 GiB; MOE_ADAPTER_BUFFER_CACHE=<bytes> overrides, 0 disables);
-// a block that does not fit evicts the oldest ones. kMinBytes is where
+// buffers of at least kMinBytes are cached, by exact size, up to a byte cap:
+// by default the larger of 2 GiB and twice the largest block ever given back
+// (so a Qwen3-235B layer's two groups, 3.2 + 1.6 GB, are kept too);
+// MOE_ADAPTER_BUFFER_CACHE=<bytes> or SetCap() fixes it (0 disables). When
+// room is needed, for a block given back or for a size the cache does not
+// hold (the caller allocates it fresh), the oldest blocks are freed first, so
+// cached plus newly allocated blocks stay within the cap. A long-running
+// process calls ReleaseIdle() now and then (the server does), so an idle one
+// does not keep a checkpoint's buffers. kMinBytes is where
 // Bytes::Allocate() switches to huge-page-aligned memory: above glibc's mmap
 // threshold (128 KiB, rising to at most 32 MiB only as mappings are freed)
 // every such allocation is a fresh mapping, faulted in page by page, unless
@@ -12,23 +18,32 @@
 #ifndef MOE_ADAPTER_CORE_BUFFER_CACHE_H_
 #define MOE_ADAPTER_CORE_BUFFER_CACHE_H_
 
+#include <chrono>
 #include <cstddef>
 
 namespace moe_adapter {
 namespace buffer_cache {
 
 inline constexpr size_t kMinBytes = size_t{4} << 20;
+inline constexpr size_t kDefaultCapBytes = size_t{2} << 30;
 
-// Take(): a cached block of exactly `size` bytes, or nullptr.
+// Take(): a cached block of exactly `size` bytes, or nullptr (then the
+// oldest blocks are freed until `size` more bytes fit under the cap).
 void* Take(size_t size);
 // Give(): keeps `p` (from posix_memalign, `size` bytes) for reuse, or frees it
 // when the cache is full.
 void Give(void* p, size_t size);
-// CachedBytes(): bytes held in the cache now.
+// CachedBytes(): bytes held in the cache now; CapBytes(): the cap now.
 size_t CachedBytes();
-// SetCap(): a new byte cap (evicting the oldest blocks above it), for
-// embedding applications and tests; the environment sets the initial one.
+size_t CapBytes();
+// ReleaseIdle(): frees the blocks given back more than `idle` ago; returns
+// the bytes freed.
+size_t ReleaseIdle(std::chrono::steady_clock::duration idle);
+// SetCap(): a fixed byte cap (evicting the oldest blocks above it), for
+// embedding applications and tests.
 void SetCap(size_t bytes);
+// UseAutomaticCap(): back to the default cap (the environment's is dropped).
+void UseAutomaticCap();
 // Clear(): frees every cached block (benchmarks measuring cold buffers).
 void Clear();
 

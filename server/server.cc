@@ -1,12 +1,10 @@
 #include "server/server.h"
 
-#include "moe_adapter/device.h"
-
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -21,6 +19,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/buffer_cache.h"
+#include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
 #include "server/frame_codec.h"
 #include "server/memory_budget.h"
@@ -150,13 +150,36 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
     std::vector<int> ports = s->exposer_->GetListeningPorts();
     s->metrics_port_ = ports.empty() ? 0 : ports.front();
   }
+  if (o.release_idle_buffers > absl::ZeroDuration()) {
+    AdapterServer* raw = s.get();
+    s->releaser_ = std::thread([raw, idle = o.release_idle_buffers] { raw->ReleaseIdleBuffersLoop(idle); });
+  }
   return s;
+}
+
+void AdapterServer::ReleaseIdleBuffersLoop(absl::Duration idle) {
+  // Checked four times per period, so a buffer is freed at most 1.25 x
+  // `idle` after its last use.
+  const auto period = absl::ToChronoNanoseconds(std::clamp(idle / 4, absl::Milliseconds(10), absl::Seconds(15)));
+  const auto idle_ns = absl::ToChronoNanoseconds(idle);
+  std::unique_lock<std::mutex> lock(releaser_mu_);
+  while (!releaser_cv_.wait_for(lock, period, [this] { return releaser_stop_; })) {
+    buffer_cache::ReleaseIdle(idle_ns);
+  }
 }
 
 AdapterServer::~AdapterServer() { Shutdown(absl::ZeroDuration()); }
 
 void AdapterServer::Shutdown(absl::Duration grace) {
   std::call_once(shutdown_once_, [&] {
+    if (releaser_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(releaser_mu_);
+        releaser_stop_ = true;
+      }
+      releaser_cv_.notify_all();
+      releaser_.join();
+    }
     if (!server_) return;
     // The drain is done here rather than by grpc::Server::Shutdown(deadline),
     // which did not reliably let in-flight callback streams finish: probes see

@@ -21,9 +21,11 @@
 #ifndef MOE_ADAPTER_SERVER_SERVER_H_
 #define MOE_ADAPTER_SERVER_SERVER_H_
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -86,6 +88,12 @@ class AdapterServer {
   int port_ = 0;
   int metrics_port_ = 0;
   std::once_flag shutdown_once_;
+  // Frees cached buffers idle longer than --release-idle-buffers.
+  void ReleaseIdleBuffersLoop(absl::Duration idle);
+  std::thread releaser_;
+  std::mutex releaser_mu_;
+  std::condition_variable releaser_cv_;
+  bool releaser_stop_ = false;
 };
 
 // RunServer(): Start(), then serve until SIGTERM or SIGINT, then

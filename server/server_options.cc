@@ -12,6 +12,18 @@ namespace moe_adapter {
 namespace server {
 namespace {
 
+// ParseDurationFlag(): "30s", "500ms", "2m", or plain seconds.
+absl::Status ParseDurationFlag(const char* flag, const std::string& v, absl::Duration* out) {
+  double seconds;
+  if (absl::SimpleAtod(v, &seconds)) {
+    *out = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(v, out)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be a duration like 30s or 500ms, got \"", v, "\""));
+  }
+  return absl::OkStatus();
+}
+
 using Setter = std::function<absl::Status(ServerOptions*, const std::string&)>;
 
 struct FlagRow {
@@ -63,15 +75,11 @@ const std::vector<FlagRow>& Flags() {
       {"auth-token-file", "PATH", "require `authorization: Bearer <token>` with the token in PATH",
        [](ServerOptions* o, const std::string& v) { o->auth_token_file = v; return absl::OkStatus(); }},
       {"shutdown-grace", "DURATION", "on SIGTERM/SIGINT, time in-flight streams get to finish (default 30s)",
+       [](ServerOptions* o, const std::string& v) { return ParseDurationFlag("shutdown-grace", v, &o->shutdown_grace); }},
+      {"release-idle-buffers", "DURATION",
+       "free cached conversion buffers unused this long (default 60s; 0 keeps them)",
        [](ServerOptions* o, const std::string& v) {
-         double seconds;
-         if (absl::SimpleAtod(v, &seconds)) {
-           o->shutdown_grace = absl::Seconds(seconds);
-         } else if (!absl::ParseDuration(v, &o->shutdown_grace)) {
-           return absl::InvalidArgumentError(
-               absl::StrCat("--shutdown-grace must be a duration like 30s or 500ms, got \"", v, "\""));
-         }
-         return absl::OkStatus();
+         return ParseDurationFlag("release-idle-buffers", v, &o->release_idle_buffers);
        }},
   };
   return *rows;
@@ -163,6 +171,9 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   }
   if (o.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--shutdown-grace must not be negative");
+  }
+  if (o.release_idle_buffers < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--release-idle-buffers must not be negative");
   }
   return absl::OkStatus();
 }

@@ -58,6 +58,10 @@ struct ServerOptions {
   // --shutdown-grace: on SIGTERM/SIGINT, how long in-flight streams may run
   // before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(30);
+  // --release-idle-buffers: conversion buffers kept for reuse
+  // (core/buffer_cache.h) are freed once unused this long, so an idle server
+  // gives a checkpoint's layer buffers back; zero keeps them.
+  absl::Duration release_idle_buffers = absl::Seconds(60);
   // Conversion worker threads; 0 = one per hardware thread (not a flag).
   int worker_threads = 0;
 };

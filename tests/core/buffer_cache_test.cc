@@ -33,7 +33,10 @@ TEST(BufferCache, ANewShapeEvictsTheOldestBlocks) {
   { Bytes y = Bytes::Allocate(b); }
   EXPECT_EQ(buffer_cache::CachedBytes(), a + b);
   const size_t c = 2 * a;  // a third shape: evicting a alone is not enough room
-  { Bytes z = Bytes::Allocate(c); }
+  {
+    Bytes z = Bytes::Allocate(c);
+    EXPECT_EQ(buffer_cache::CachedBytes(), 0u) << "room for the fresh block was made when it was allocated";
+  }
   EXPECT_EQ(buffer_cache::CachedBytes(), c) << "the two older blocks made room for the newest";
   { Bytes u = Bytes::Allocate(a); }
   EXPECT_EQ(buffer_cache::CachedBytes(), c + a) << "fits beside it: nothing evicted";
@@ -44,7 +47,31 @@ TEST(BufferCache, ANewShapeEvictsTheOldestBlocks) {
   EXPECT_EQ(buffer_cache::CachedBytes(), 0u);
   { Bytes w = Bytes::Allocate(a); }
   EXPECT_EQ(buffer_cache::CachedBytes(), 0u) << "cap 0: nothing kept";
-  buffer_cache::SetCap(size_t{2} << 30);
+  buffer_cache::UseAutomaticCap();
+}
+
+TEST(BufferCache, AutomaticCapKeepsTwiceTheLargestBlock) {
+  buffer_cache::Clear();
+  buffer_cache::UseAutomaticCap();
+  EXPECT_GE(buffer_cache::CapBytes(), buffer_cache::kDefaultCapBytes);
+  // A Qwen3-235B gate_up group is 3.2 GB; 1.25 GiB (never touched, so
+  // nothing is faulted in) stands for it here.
+  const size_t group = size_t{5} << 28;
+  { Bytes g = Bytes::Allocate(group); }
+  EXPECT_EQ(buffer_cache::CapBytes(), 2 * group);
+  EXPECT_EQ(buffer_cache::CachedBytes(), group);
+  buffer_cache::Clear();
+}
+
+TEST(BufferCache, IdleBlocksAreReleased) {
+  buffer_cache::Clear();
+  buffer_cache::SetCap(size_t{1} << 30);
+  { Bytes x = Bytes::Allocate(buffer_cache::kMinBytes); }
+  EXPECT_EQ(buffer_cache::ReleaseIdle(std::chrono::hours(1)), 0u) << "given back just now";
+  EXPECT_EQ(buffer_cache::CachedBytes(), buffer_cache::kMinBytes);
+  EXPECT_EQ(buffer_cache::ReleaseIdle(std::chrono::seconds(0)), buffer_cache::kMinBytes);
+  EXPECT_EQ(buffer_cache::CachedBytes(), 0u);
+  buffer_cache::UseAutomaticCap();
 }
 
 TEST(BufferCache, SessionsReuseGroupBuffersAcrossLayers) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "core/buffer_cache.h"
 #include "moe_adapter/client.h"
 #include "moe_adapter/converter.h"
 #include "moe_adapter/crc32c.h"
@@ -781,6 +782,43 @@ TEST(ServerLimitsTest, DefaultBudgetsAdmitAQwen3_235BLayer) {
   EXPECT_THAT(s.error_message(), HasSubstr("truncated"));
 }
 
+// The grouped buffers a FromHF stream leaves in the buffer cache (for the
+// next layer) are freed once the server has been idle for
+// --release-idle-buffers.
+TEST(ServerLimitsTest, IdleServerReleasesCachedBuffers) {
+  ServerOptions so = TestServerOptions();
+  so.release_idle_buffers = absl::Seconds(1);
+  auto server = StartOrDie(so);
+  auto client = ClientFor(*server);
+  buffer_cache::Clear();
+  ConvertOptions o;
+  o.geometry = {4, 512, 1024};  // bf16 groups of 8 MiB and 4 MiB: cacheable
+  TensorList in;
+  for (int64_t e = 0; e < 4; ++e) {
+    const std::string p = absl::StrCat("model.layers.0.mlp.experts.", e, ".");
+    for (const char* proj : {"gate_proj", "up_proj"}) {
+      Tensor t = Tensor::Allocate(DType::kBF16, {1024, 512});
+      std::memset(t.mutable_data(), 1, t.nbytes());
+      in.push_back({p + proj + ".weight", t});
+    }
+    Tensor d = Tensor::Allocate(DType::kBF16, {512, 1024});
+    std::memset(d.mutable_data(), 1, d.nbytes());
+    in.push_back({p + "down_proj.weight", d});
+  }
+  {
+    Result r = Remote(*client, RemoteRpc::kFromHf, o, in);
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    ASSERT_EQ(r.outputs.size(), 2u);
+  }
+  EXPECT_GE(buffer_cache::CachedBytes(), 12u << 20) << "the groups wait for a next layer";
+  bool released = false;
+  for (int i = 0; i < 100 && !released; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    released = buffer_cache::CachedBytes() == 0;
+  }
+  EXPECT_TRUE(released) << buffer_cache::CachedBytes() << " bytes still cached after 10 s idle";
+}
+
 TEST(ServerOptionsTest, FlagsParseAndValidate) {
   absl::StatusOr<server::ServerOptions> o = server::ParseServerFlags(
       {"--listen", "0.0.0.0:1234", "--max-stream-memory=2GiB", "--max-chunk-bytes", "1MiB", "--shutdown-grace", "5s",
@@ -791,7 +829,14 @@ TEST(ServerOptionsTest, FlagsParseAndValidate) {
   EXPECT_EQ(o->max_chunk_bytes, 1u << 20);
   EXPECT_EQ(o->shutdown_grace, absl::Seconds(5));
   EXPECT_EQ(o->metrics_listen, "");
+  EXPECT_EQ(server::ParseServerFlags({"--release-idle-buffers", "2m"})->release_idle_buffers, absl::Minutes(2));
+  EXPECT_EQ(server::ParseServerFlags({"--release-idle-buffers=0"})->release_idle_buffers, absl::ZeroDuration());
+  EXPECT_THAT(server::ParseServerFlags({"--release-idle-buffers", "soon"}).status().message(),
+              HasSubstr("--release-idle-buffers must be a duration"));
+  EXPECT_THAT(server::ParseServerFlags({"--release-idle-buffers", "-1s"}).status().message(),
+              HasSubstr("must not be negative"));
   server::ServerOptions d;
+  EXPECT_EQ(d.release_idle_buffers, absl::Seconds(60));
   EXPECT_EQ(d.listen, "127.0.0.1:50051");
   EXPECT_EQ(d.metrics_listen, "127.0.0.1:9464");
   EXPECT_GE(d.max_stream_memory, 128ull * 4096 * 3072 * 2 + 128ull * 1536 * 4096 * 2)
