@@ -1,6 +1,7 @@
 #include "core/buffer_cache.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <iterator>
 #include <list>
@@ -33,7 +34,11 @@ struct Cache {
     return static_cast<size_t>(std::strtoull(env, nullptr, 10));
   }();
 
-  size_t cap() const { return fixed_cap ? *fixed_cap : std::max(kDefaultCapBytes, 2 * largest); }
+  size_t ceiling = SIZE_MAX;
+
+  size_t cap() const {
+    return fixed_cap ? *fixed_cap : std::min(ceiling, std::max(kDefaultCapBytes, 2 * largest));
+  }
 
   // Evict(): frees the oldest blocks (into `out`, freed by the caller outside
   // the lock: munmap is slow) until `bytes + room <= cap()`.
@@ -132,6 +137,17 @@ void UseAutomaticCap() {
   {
     std::lock_guard<std::mutex> lock(c.mu);
     c.fixed_cap.reset();
+    c.Evict(0, &evicted);
+  }
+  FreeAll(evicted);
+}
+
+void SetCeiling(size_t bytes) {
+  Cache& c = Get();
+  std::vector<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.ceiling = bytes;
     c.Evict(0, &evicted);
   }
   FreeAll(evicted);

@@ -4,7 +4,8 @@
 // a fresh allocation, which cost as much as the conversion itself. Only
 // buffers of at least kMinBytes are cached, by exact size, up to a byte cap:
 // by default the larger of 2 GiB and twice the largest block ever given back
-// (so a Qwen3-235B layer's two groups, 3.2 + 1.6 GB, are kept too);
+// (so a Qwen3-235B layer's two groups, 3.2 + 1.6 GB, are kept too), and
+// never above SetCeiling();
 // MOE_ADAPTER_BUFFER_CACHE=<bytes> or SetCap() fixes it (0 disables). When
 // room is needed, for a block given back or for a size the cache does not
 // hold (the caller allocates it fresh), the oldest blocks are freed first, so
@@ -44,6 +45,9 @@ size_t ReleaseIdle(std::chrono::steady_clock::duration idle);
 void SetCap(size_t bytes);
 // UseAutomaticCap(): back to the default cap (the environment's is dropped).
 void UseAutomaticCap();
+// SetCeiling(): the automatic cap never exceeds `bytes` (a process that knows
+// its memory limit, such as the server in a container, sets it).
+void SetCeiling(size_t bytes);
 // Clear(): frees every cached block (benchmarks measuring cold buffers).
 void Clear();
 

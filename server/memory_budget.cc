@@ -1,7 +1,10 @@
 #include "server/memory_budget.h"
 
 #include <algorithm>
+#include <fstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/metrics.h"
 
@@ -60,6 +63,26 @@ void MemoryBudget::Account::SetReserved(uint64_t bytes) {
     budget_->reserved_.fetch_sub(reserved_ - bytes, std::memory_order_relaxed);
   }
   reserved_ = bytes;
+}
+
+std::optional<uint64_t> ParseCgroupMemoryLimit(const std::string& text) {
+  uint64_t v = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &v) || v >= (uint64_t{1} << 62)) return std::nullopt;
+  return v;
+}
+
+std::optional<uint64_t> ContainerMemoryLimit() {
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream f(path);
+    std::string text;
+    if (f && std::getline(f, text)) return ParseCgroupMemoryLimit(text);
+  }
+  return std::nullopt;
+}
+
+uint64_t BufferCacheCeiling(uint64_t container_limit, uint64_t total_budget) {
+  constexpr uint64_t kProcess = uint64_t{256} << 20;
+  return container_limit > total_budget + kProcess ? container_limit - total_budget - kProcess : 0;
 }
 
 }  // namespace server

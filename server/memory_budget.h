@@ -24,6 +24,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -32,6 +34,17 @@ namespace moe_adapter {
 namespace server {
 
 class Metrics;
+
+// ParseCgroupMemoryLimit(): the byte limit in a cgroup v2 memory.max or v1
+// memory.limit_in_bytes file; nullopt for "max", a v1 "unlimited" value
+// (>= 2^62) or anything unreadable.
+std::optional<uint64_t> ParseCgroupMemoryLimit(const std::string& text);
+// ContainerMemoryLimit(): this process's cgroup memory limit, if any.
+std::optional<uint64_t> ContainerMemoryLimit();
+// BufferCacheCeiling(): what the buffer cache (core/buffer_cache.h) may keep
+// beyond the streams' budget under a container limit: the limit, less the
+// total budget, less 256 MiB for the process itself; 0 when nothing is left.
+uint64_t BufferCacheCeiling(uint64_t container_limit, uint64_t total_budget);
 
 class MemoryBudget {
  public:

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <exception>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -121,6 +122,11 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   info.max_total_memory = o.max_total_memory;
   s->metrics_ = std::make_unique<Metrics>(info);
   s->budget_ = std::make_unique<MemoryBudget>(o.max_stream_memory, o.max_total_memory, s->metrics_.get());
+  // Buffers kept for reuse sit beyond the budget: under a container limit
+  // they get only what the budget leaves.
+  if (std::optional<uint64_t> limit = ContainerMemoryLimit()) {
+    buffer_cache::SetCeiling(BufferCacheCeiling(*limit, o.max_total_memory));
+  }
   s->workers_ = std::make_unique<WorkerPool>(o.worker_threads);
   s->service_ = std::make_unique<AdapterService>(cfg, s->metrics_.get(), s->budget_.get(), s->workers_.get());
 

@@ -21,6 +21,7 @@
 #include "moe_adapter/client.h"
 #include "moe_adapter/converter.h"
 #include "moe_adapter/crc32c.h"
+#include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/server.h"
 #include "tests/server/server_test_util.h"
@@ -817,6 +818,28 @@ TEST(ServerLimitsTest, IdleServerReleasesCachedBuffers) {
     released = buffer_cache::CachedBytes() == 0;
   }
   EXPECT_TRUE(released) << buffer_cache::CachedBytes() << " bytes still cached after 10 s idle";
+}
+
+// Under a container memory limit, the buffers kept for reuse get only what
+// the total budget leaves of it.
+TEST(ServerLimitsTest, BufferCacheStaysWithinTheContainerLimit) {
+  EXPECT_EQ(server::ParseCgroupMemoryLimit("12884901888\n"), std::optional<uint64_t>(12ull << 30));
+  EXPECT_EQ(server::ParseCgroupMemoryLimit("max\n"), std::nullopt) << "cgroup v2, no limit";
+  EXPECT_EQ(server::ParseCgroupMemoryLimit("9223372036854771712"), std::nullopt) << "cgroup v1, no limit";
+  EXPECT_EQ(server::ParseCgroupMemoryLimit(""), std::nullopt);
+  // The k8s manifests: 12Gi limit, --max-total-memory=8GiB.
+  EXPECT_EQ(server::BufferCacheCeiling(12ull << 30, 8ull << 30), (4ull << 30) - (256ull << 20));
+  EXPECT_EQ(server::BufferCacheCeiling(8ull << 30, 8ull << 30), 0u);
+
+  buffer_cache::Clear();
+  buffer_cache::UseAutomaticCap();
+  buffer_cache::SetCeiling(6u << 20);
+  { Bytes a = Bytes::Allocate(buffer_cache::kMinBytes); }
+  { Bytes b = Bytes::Allocate(buffer_cache::kMinBytes + 4096); }
+  EXPECT_EQ(buffer_cache::CapBytes(), 6u << 20);
+  EXPECT_EQ(buffer_cache::CachedBytes(), buffer_cache::kMinBytes + 4096) << "the older block made room";
+  buffer_cache::SetCeiling(SIZE_MAX);
+  buffer_cache::Clear();
 }
 
 TEST(ServerOptionsTest, FlagsParseAndValidate) {
