@@ -61,6 +61,20 @@ void FreeAll(const std::vector<void*>& blocks) {
   for (void* p : blocks) std::free(p);
 }
 
+// ChangeLimits(): applies `change` to the cap settings, then evicts what no
+// longer fits.
+template <class F>
+void ChangeLimits(F change) {
+  Cache& c = Get();
+  std::vector<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    change(c);
+    c.Evict(0, &evicted);
+  }
+  FreeAll(evicted);
+}
+
 }  // namespace
 
 void* Take(size_t size) {
@@ -121,36 +135,15 @@ size_t ReleaseIdle(std::chrono::steady_clock::duration idle) {
 }
 
 void SetCap(size_t bytes) {
-  Cache& c = Get();
-  std::vector<void*> evicted;
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    c.fixed_cap = bytes;
-    c.Evict(0, &evicted);
-  }
-  FreeAll(evicted);
+  ChangeLimits([bytes](Cache& c) { c.fixed_cap = bytes; });
 }
 
 void UseAutomaticCap() {
-  Cache& c = Get();
-  std::vector<void*> evicted;
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    c.fixed_cap.reset();
-    c.Evict(0, &evicted);
-  }
-  FreeAll(evicted);
+  ChangeLimits([](Cache& c) { c.fixed_cap.reset(); });
 }
 
 void SetCeiling(size_t bytes) {
-  Cache& c = Get();
-  std::vector<void*> evicted;
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    c.ceiling = bytes;
-    c.Evict(0, &evicted);
-  }
-  FreeAll(evicted);
+  ChangeLimits([bytes](Cache& c) { c.ceiling = bytes; });
 }
 
 void Clear() {
