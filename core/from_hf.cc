@@ -115,12 +115,7 @@ class FromHfSession final : public FromHfConverter {
     return PlanBase(plan, role);
   }
 
-  absl::Status ClaimPassThrough(const TensorPlan& plan) override {
-    if (plan.kind != TensorPlan::Kind::kPassThrough) {
-      return absl::InternalError(absl::StrCat("key \"", plan.input.name, "\": ClaimPassThrough() of a plan that is not a pass-through"));
-    }
-    return registry_.Claim(plan.input.name);
-  }
+  absl::Status ClaimPassThrough(const TensorPlan& plan) override { return registry_.ClaimPassThrough(plan); }
 
   absl::Status Add(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
     if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {

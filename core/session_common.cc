@@ -31,6 +31,14 @@ absl::Status OutputRegistry::Claim(const std::string& key) {
   return absl::OkStatus();
 }
 
+absl::Status OutputRegistry::ClaimPassThrough(const TensorPlan& plan) {
+  if (plan.kind != TensorPlan::Kind::kPassThrough) {
+    return absl::InternalError(
+        absl::StrCat("key \"", plan.input.name, "\": ClaimPassThrough() of a plan that is not a pass-through"));
+  }
+  return Claim(plan.input.name);
+}
+
 absl::Status InputRegistry::Claim(const std::string& key) {
   if (!keys_.insert(key).second) {
     return absl::InvalidArgumentError(absl::StrCat("input key \"", key, "\" appears twice"));

@@ -35,6 +35,9 @@ class ExcludeFilter {
 class OutputRegistry {
  public:
   absl::Status Claim(const std::string& key);
+  // ClaimPassThrough(): the output key of a kPassThrough plan (its input's
+  // name), for sessions' ClaimPassThrough(); any other plan is an internal error.
+  absl::Status ClaimPassThrough(const TensorPlan& plan);
 
  private:
   absl::flat_hash_set<std::string> keys_;

@@ -130,12 +130,7 @@ class ToHfSession final : public ToHfConverter {
     return sink(NamedTensor{std::move(key), std::move(t)});
   }
 
-  absl::Status ClaimPassThrough(const TensorPlan& plan) override {
-    if (plan.kind != TensorPlan::Kind::kPassThrough) {
-      return absl::InternalError(absl::StrCat("key \"", plan.input.name, "\": ClaimPassThrough() of a plan that is not a pass-through"));
-    }
-    return registry_.Claim(plan.input.name);
-  }
+  absl::Status ClaimPassThrough(const TensorPlan& plan) override { return registry_.ClaimPassThrough(plan); }
 
   absl::Status ConvertWhole(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
     if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {

@@ -32,9 +32,8 @@ absl::Status FromHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
     case TensorPlan::Kind::kPassThrough: {
       // Forwarded as the bytes arrive, not held.
       absl::Status s = converter_->ClaimPassThrough(plan_);
-      if (!s.ok()) return s;
-      ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
-      return absl::OkStatus();
+      if (s.ok()) ForwardUnchanged(h);
+      return s;
     }
     case TensorPlan::Kind::kWhole: {
       const uint64_t need = h.byte_length + plan_.hold_bytes + window_bytes();

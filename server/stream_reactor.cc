@@ -253,6 +253,10 @@ void StreamReactor::ForwardHeader(v1::TensorHeader header) {
   env_.metrics->Tensor(rpc_, Direction::kOut);
 }
 
+void StreamReactor::ForwardUnchanged(const wire::FrameHeader& h) {
+  ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
+}
+
 void StreamReactor::ForwardChunk(wire::Payload chunk) {
   bytes_out_ += chunk.size();
   if (!chunk.empty()) queue_.PushChunk(std::move(chunk));

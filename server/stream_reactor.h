@@ -121,6 +121,8 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   // ForwardHeader() / ForwardChunk(): output a tensor as its input arrives.
   void ForwardHeader(v1::TensorHeader header);
   void ForwardChunk(wire::Payload chunk);
+  // ForwardUnchanged(): the header of an input tensor that is its own output.
+  void ForwardUnchanged(const wire::FrameHeader& h);
   uint64_t chunk_bytes() const { return chunk_bytes_; }
   // window_bytes(): queued output above which reading pauses.
   uint64_t window_bytes() const { return 2 * chunk_bytes_; }

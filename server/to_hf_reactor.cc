@@ -37,9 +37,8 @@ absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
       // Its output is the input unchanged: the bytes are forwarded as they
       // arrive instead of being held.
       absl::Status s = converter_->ClaimPassThrough(plan_);
-      if (!s.ok()) return s;
-      ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
-      return absl::OkStatus();
+      if (s.ok()) ForwardUnchanged(h);
+      return s;
     }
     case TensorPlan::Kind::kSlabs: {
       // One slab buffer, plus the outputs of the slabs one chunk can complete
