@@ -207,7 +207,8 @@ pid_t TempOwnerPid(const std::string& name, const std::string& base) {
 absl::Status RemoveTree(const std::string& path) {
   if (path.empty()) return absl::InvalidArgumentError("RemoveTree: empty path");
   const auto [parent, base] = SplitPath(path);
-  if (base == "." || base == ".." || base == "/") return absl::InvalidArgumentError(absl::StrCat("cannot remove ", path));
+  if (base == "." || base == ".." || base == "/")
+    return absl::InvalidArgumentError(absl::StrCat("cannot remove ", path));
   const int dirfd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0) return errno == ENOENT ? absl::OkStatus() : ErrnoStatus(errno, "cannot open", parent);
   absl::Status s = RemoveAt(dirfd, base, path, 0);
@@ -226,7 +227,8 @@ absl::StatusOr<ExistingOutput> CheckOutput(const std::string& output_path, bool 
   }
   const std::string needs_overwrite = absl::StrCat("output \"", output, "\" exists; pass --overwrite to replace it");
   if (S_ISLNK(st.st_mode)) {
-    if (!overwrite) return absl::AlreadyExistsError(absl::StrCat(needs_overwrite, " (the link, not what it points to)"));
+    if (!overwrite)
+      return absl::AlreadyExistsError(absl::StrCat(needs_overwrite, " (the link, not what it points to)"));
     return ExistingOutput::kLink;
   }
   if (S_ISREG(st.st_mode)) {
@@ -277,17 +279,16 @@ std::vector<std::string> RemoveStaleTemporaries(const std::string& output) {
     if (in_use) continue;
     const std::string path = parent == "." ? name : absl::StrCat(parent == "/" ? "" : parent, "/", name);
     absl::Status s = RemoveTree(path);
-    notices.push_back(s.ok() ? absl::StrCat("removed ", path, ", a temporary output left by process ", pid,
-                                            ", which no longer runs")
-                             : absl::StrCat("could not remove ", path, ", a temporary output left by process ",
-                                            pid, ": ", s.message()));
+    notices.push_back(
+        s.ok()
+            ? absl::StrCat("removed ", path, ", a temporary output left by process ", pid, ", which no longer runs")
+            : absl::StrCat("could not remove ", path, ", a temporary output left by process ", pid, ": ", s.message()));
   }
   ::close(dirfd);
   return notices;
 }
 
-StagedOutput::StagedOutput(std::string output, bool directory)
-    : output_(std::move(output)), directory_(directory) {
+StagedOutput::StagedOutput(std::string output, bool directory) : output_(std::move(output)), directory_(directory) {
   while (output_.size() > 1 && output_.back() == '/') output_.pop_back();
   const auto [parent, base] = SplitPath(output_);
   std::random_device rd;
@@ -397,7 +398,10 @@ void StartInterruptCleanup(const char* program) {
       }
       removed.push_back(s.ok() ? path : absl::StrCat(path, " (not all: ", s.message(), ")"));
     }
-    std::string line = absl::StrCat(program, ": interrupted by ", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP");
+    std::string line = absl::StrCat(program, ": interrupted by ",
+                                    sig == SIGINT    ? "SIGINT"
+                                    : sig == SIGTERM ? "SIGTERM"
+                                                     : "SIGHUP");
     if (!removed.empty()) absl::StrAppend(&line, "; removed the temporary output ", absl::StrJoin(removed, ", "));
     // A progress bar may be mid-line on a terminal.
     std::cerr << (::isatty(STDERR_FILENO) ? "\n" : "") << line << std::endl;

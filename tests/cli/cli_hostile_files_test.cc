@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -377,7 +377,8 @@ TEST_F(CliHostileFilesTest, FifoConfigJsonIsRefusedNotWaitedOn) {
 
   // The same FIFO named by --config, and by inspect.
   r = RunCli({"from-hf", "--input", Fixture("hf-fp32/model.safetensors"), "--output", dir_ + "/o.safetensors",
-           "--config", in + "/config.json"}, 10);
+              "--config", in + "/config.json"},
+             10);
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("is a FIFO, not a regular file"));
   r = RunCli({"inspect", in}, 10);
@@ -417,7 +418,7 @@ TEST_F(CliHostileFilesTest, ShardLinkedToDevZeroIsNotARegularFile) {
   const std::string file_link = dir_ + "/linked.safetensors";
   ASSERT_EQ(::symlink(Fixture("hf-fp32/model.safetensors").c_str(), file_link.c_str()), 0);
   r = RunCli({"from-hf", "--input", file_link, "--output", dir_ + "/n.safetensors", "--config",
-           Fixture("hf-fp32/config.json")});
+              Fixture("hf-fp32/config.json")});
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
