@@ -353,6 +353,15 @@ absl::Status StagedOutput::Commit(bool overwrite, const std::string& file_name) 
     // A directory cannot be renamed over a non-empty directory or a link:
     // the old output steps aside first, and is put back on failure.
     if (::rename(output_.c_str(), old_.c_str()) != 0) return ErrnoStatus(errno, "cannot move aside", output_);
+    if (existing == ExistingOutput::kDirectory) {
+      // Checked again where nobody adds files by the output's name any more.
+      absl::Status still = CheckOutput(old_, true, true).status();
+      if (!still.ok()) {
+        ::rename(old_.c_str(), output_.c_str());
+        return absl::FailedPreconditionError(
+            absl::StrCat("output \"", output_, "\" changed during the conversion: ", still.message()));
+      }
+    }
     rc = ::rename(from.c_str(), output_.c_str());
     if (rc != 0) {
       const int err = errno;
