@@ -16,6 +16,8 @@
 #include "client/cli/flags.h"
 #include "moe_adapter/convert_options.h"
 #include "client/cli/progress.h"
+#include "client/output_dir.h"
+#include "core/regular_file.h"
 #include "moe_adapter/checkpoint_convert.h"
 #include "moe_adapter/device.h"
 #include "moe_adapter/inspect.h"
@@ -87,17 +89,8 @@ struct UsageError {
   std::string message;
 };
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, size_t limit) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return absl::NotFoundError(absl::StrCat("cannot read \"", path, "\""));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  if (s.size() > limit) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", path, "\" is larger than ", limit, " bytes"));
-  }
-  return s;
-}
+// A FIFO or device given as a file is refused, not read forever.
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t limit) { return ReadRegularFile(path, limit); }
 
 absl::StatusOr<int64_t> IntFlag(const ParsedFlags& f, const std::string& name) {
   int64_t v;
@@ -437,6 +430,7 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
   const bool quiet = f->Has("quiet");
   ProgressBar bar(!quiet && ::isatty(STDERR_FILENO));
   copts.progress = [&bar](const Progress& p) { bar.Update(p); };
+  copts.notice = [](const std::string& m) { std::cerr << "moe-adapter: " << m << "\n"; };
   absl::StatusOr<ConvertSummary> summary = ConvertCheckpoint(dir, f->Get("input"), f->Get("output"), *opts, copts);
   bar.Done();
   if (!summary.ok()) {
@@ -567,4 +561,8 @@ int Main(int argc, char** argv) {
 
 }  // namespace moe_adapter::cli
 
-int main(int argc, char** argv) { return moe_adapter::cli::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // First, before any thread: SIGINT/SIGTERM remove the temporary output.
+  moe_adapter::StartInterruptCleanup("moe-adapter");
+  return moe_adapter::cli::Main(argc, argv);
+}
