@@ -142,3 +142,17 @@ def test_fp8_scales_rejected_by_from_hf_only(client):
         list(client.from_hf([scale], **GEO))
     assert e.value.code == grpc.StatusCode.UNIMPLEMENTED and "_scale_inv" in e.value.message
     assert [k for k, _ in client.to_hf([scale], **GEO)] == [scale[0]]  # ToHF passes it through
+
+
+def test_ep_slice_metadata_and_summary(client):
+    geo = dict(num_experts=4, hidden_size=4, moe_intermediate_size=2)
+    ins = [(f"model.layers.0.mlp.experts.{e}.{p}.weight", np.ones(shape, np.float32))
+           for e in (2, 3) for p, shape in (("gate_proj", (2, 4)), ("up_proj", (2, 4)), ("down_proj", (4, 2)))]
+    conv = client.from_hf(ins, ep_rank=1, ep_size=2, **geo)
+    out = dict(conv)
+    assert out["model.layers.0.mlp.experts.gate_and_up_projs"].shape == (2, 4, 4)  # the rank's 2 experts
+    slice_ = {"moe_adapter.ep_rank": "1", "moe_adapter.ep_size": "2", "moe_adapter.expert_range": "2:4",
+              "moe_adapter.num_experts": "4"}
+    assert conv.metadata["model.layers.0.mlp.experts.down_projs"] == slice_
+    assert conv.summary.metadata == slice_
+    assert (conv.summary.tensors_in, conv.summary.tensors_out, conv.summary.bytes_out) == (6, 2, 192)
