@@ -28,7 +28,7 @@ add_custom_target(moe_adapter_python ALL DEPENDS ${_py_outputs}
   ${_py_out}/_proto/moe_adapter/v1/adapter_pb2.py ${_py_out}/_proto/health_pb2.py)
 
 # The suite needs Debian's python3-grpcio, -protobuf, -numpy and -pytest (scripts/install-deps.sh).
-set(MOE_PYTHON /usr/bin/python3)
+set(MOE_PYTHON /usr/bin/python3 CACHE FILEPATH "Interpreter of the Python client suite (Debian packages)")
 execute_process(COMMAND ${MOE_PYTHON} -c "import grpc, google.protobuf, numpy, pytest"
   RESULT_VARIABLE _py_missing OUTPUT_QUIET ERROR_QUIET)
 if(_py_missing EQUAL 0)
