@@ -45,20 +45,23 @@ class ServerProcess:
                 raise RuntimeError("server did not start: " + "".join(self.stderr)[-2000:])
 
     def stop(self):
+        """SIGTERM: the server drains and exits 0 (returned), having survived the client."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._pump.join(5)
+        return self.proc.returncode
 
 
 @pytest.fixture(scope="session")
 def server():
     s = ServerProcess()
     yield s
-    s.stop()
+    assert s.stop() == 0, "server exit status; stderr: " + "".join(s.stderr)[-2000:]
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ def token_server(tmp_path_factory):
     f.write_text("s3cret-token\n")
     s = ServerProcess("--auth-token-file", str(f))
     yield s
-    s.stop()
+    assert s.stop() == 0
 
 
 def test_token_required(token_server):
@@ -48,7 +48,7 @@ def test_token_accepted(token_server):
 def tls_server(certs):
     s = ServerProcess("--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"))
     yield s
-    s.stop()
+    assert s.stop() == 0
 
 
 def test_tls(tls_server, certs):
@@ -84,6 +84,6 @@ def test_mutual_tls(certs):
         with Client(s.address, tls=tls, timeout=10) as c:
             np.testing.assert_array_equal(_convert(c), X)
     finally:
-        s.stop()
+        assert s.stop() == 0
     with pytest.raises(ValueError):
         Client("127.0.0.1:1", tls=Tls(cert=str(certs / "client.pem")))
