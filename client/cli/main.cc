@@ -60,7 +60,7 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"tls-key", "PATH", "PEM client key (mTLS)"},
       {"tls-server-name", "NAME", "expected server name in its certificate"},
       {"token-file", "PATH", "file holding the bearer token the server expects"},
-      {"chunk-size", "SIZE", "wire chunk size (default 4MiB)"},
+      {"chunk-size", "SIZE", "wire chunk size (default 4MiB-64KiB)"},
       {"timeout", "SECONDS", "deadline of each stream (default: none)"},
       {"overwrite", nullptr, "replace an existing output"},
       {"quiet", nullptr, "no progress bar and no summary"},
