@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -34,7 +36,13 @@ bool SameSecret(absl::string_view given, absl::string_view want) {
 
 AdapterService::AdapterService(const ServiceConfig& config, Metrics* metrics, MemoryBudget* budget,
                                WorkerPool* workers)
-    : config_(config), metrics_(metrics), budget_(budget), workers_(workers) {}
+    : config_(config), metrics_(metrics), budget_(budget), workers_(workers) {
+  absl::Duration shortest = absl::InfiniteDuration();
+  for (absl::Duration d : {config.stream_idle_timeout, config.stream_options_timeout}) {
+    if (d > absl::ZeroDuration()) shortest = std::min(shortest, d);
+  }
+  if (shortest != absl::InfiniteDuration()) watchdog_ = std::make_unique<IdleWatchdog>(IdleWatchdog::PeriodFor(shortest));
+}
 
 absl::Status AdapterService::CheckToken(const grpc::CallbackServerContext* context) const {
   if (config_.auth_token.empty()) return absl::OkStatus();
@@ -77,6 +85,10 @@ AdapterService::BidiReactor* AdapterService::OpenStream(grpc::CallbackServerCont
   env.workers = workers_;
   env.default_chunk_bytes = config_.default_chunk_bytes;
   env.max_chunk_bytes = config_.max_chunk_bytes;
+  env.max_message_bytes = config_.max_receive_message_bytes;
+  env.watchdog = watchdog_.get();
+  env.idle_timeout = absl::ToChronoNanoseconds(config_.stream_idle_timeout);
+  env.options_timeout = absl::ToChronoNanoseconds(config_.stream_options_timeout);
   env.on_destroyed = [this] {
     metrics_->StreamEnded();
     active_.fetch_sub(1);
