@@ -27,6 +27,7 @@
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/token_rules.h"
 #include "server/worker_pool.h"
 
 #ifndef MOE_ADAPTER_VERSION
@@ -79,7 +80,7 @@ void OnSignal(int sig) {
   (void)ignored;
 }
 
-// Keepalive policy (docs/server.md, "Keepalive"): the server pings a
+// Keepalive policy (docs/server.md, "Idle streams and keepalive"): the server pings a
 // connection that has been quiet for 60 s, with or without calls, and closes
 // it when the ping is not answered within 20 s, so a peer that vanished
 // without a FIN or RST (a killed pod, a dropped NAT entry) frees its streams
@@ -122,6 +123,12 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
     cfg.auth_token = std::string(absl::StripAsciiWhitespace(*token));
     if (cfg.auth_token.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: \"", o.auth_token_file, "\" is empty"));
+    }
+    if (IsPlaceholderToken(cfg.auth_token)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--auth-token-file: \"", o.auth_token_file,
+          "\" holds a placeholder token (it contains CHANGE-ME, like the Secret committed in deploy/k8s), which "
+          "anyone can read; put a real secret there (e.g. the output of `openssl rand -hex 32`)"));
     }
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(o);
@@ -180,6 +187,12 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
     s->exposer_->RegisterCollectable(s->metrics_->registry(), "/metrics");
     std::vector<int> ports = s->exposer_->GetListeningPorts();
     s->metrics_port_ = ports.empty() ? 0 : ports.front();
+  }
+  if (!cfg.auth_token.empty() && o.tls_cert.empty()) {
+    if (std::string warning = PlaintextTokenWarning(o.listen); !warning.empty()) {
+      std::fprintf(stderr, "moe-adapter-server: %s\n", warning.c_str());
+      std::fflush(stderr);
+    }
   }
   if (o.release_idle_buffers > absl::ZeroDuration()) {
     AdapterServer* raw = s.get();

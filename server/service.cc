@@ -10,6 +10,7 @@
 #include "server/from_hf_reactor.h"
 #include "server/status_mapping.h"
 #include "server/to_hf_reactor.h"
+#include "server/token_rules.h"
 
 namespace moe_adapter {
 namespace server {
@@ -21,16 +22,6 @@ class RefusedStream final : public AdapterService::BidiReactor {
   explicit RefusedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
 };
-
-// Compares in time that depends on the expected token's length only, so
-// timing reveals nothing about how much of a guess was right.
-bool SameSecret(absl::string_view given, absl::string_view want) {
-  unsigned char diff = given.size() == want.size() ? 0 : 1;
-  for (size_t i = 0; i < want.size(); ++i) {
-    diff |= static_cast<unsigned char>((i < given.size() ? given[i] : 0) ^ want[i]);
-  }
-  return diff == 0;
-}
 
 }  // namespace
 
