@@ -156,7 +156,8 @@ grpc::Status Legitimate(const std::string& target, const std::string& token = ""
 TEST(StreamLimitsTest, IdleStreamsAreEndedAndFreeTheirSlots) {
   Server s({"--max-concurrent-streams", "4", "--stream-idle-timeout", "1s"});
   ASSERT_TRUE(s.up()) << s.log();
-  // Four clients send their options, then nothing.
+  // Four clients send their options, then nothing; the first one also the
+  // start of an expert tensor, so the server holds a slab buffer for it.
   std::vector<grpc::Status> idle(4);
   std::vector<double> lasted(4);
   std::vector<std::thread> threads;
@@ -164,12 +165,22 @@ TEST(StreamLimitsTest, IdleStreamsAreEndedAndFreeTheirSlots) {
     threads.emplace_back([&, i] {
       RawCall call(s.target());
       const auto t0 = Clock::now();
-      call.Write(OptionsMsg(4, 8, 6));
+      if (i == 0) {
+        call.Write(OptionsMsg(2, 512, 512));
+        call.Write(HeaderMsg("model.layers.0.mlp.experts.gate_and_up_projs", "F32", {2, 512, 1024}, 4 << 20, 0));
+        call.Write(ChunkMsg(std::string(64 << 10, 'x')));
+      } else {
+        call.Write(OptionsMsg(4, 8, 6));
+      }
       idle[i] = call.Finish();
       lasted[i] = std::chrono::duration<double>(Clock::now() - t0).count();
     });
   }
   ASSERT_TRUE(s.WaitFor("moe_adapter_active_streams", 4));
+  for (int i = 0; i < 100 && s.Metric("moe_adapter_buffered_bytes") < (2 << 20); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GE(s.Metric("moe_adapter_buffered_bytes"), 2 << 20) << "the first stream should hold its slab";
   // Every slot is held: a fifth client is refused while they last...
   grpc::Status refused = Legitimate(s.target());
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
@@ -236,7 +247,7 @@ TEST(StreamLimitsTest, SlowReaderIsNotIdle) {
     bytes += r.chunk().size();
     tensors += r.has_header();
     summary = summary || r.has_summary();
-    std::this_thread::sleep_for(std::chrono::milliseconds(n % 30 == 29 ? 600 : 40));
+    std::this_thread::sleep_for(std::chrono::milliseconds(n % 30 == 29 ? 400 : 40));
   }
   writer.join();
   grpc::Status st = call.Finish();
