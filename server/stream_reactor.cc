@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "moe_adapter/crc32c.h"
 #include "server/status_mapping.h"
 
@@ -40,12 +41,14 @@ absl::StatusOr<Bytes> StreamReactor::AllocateBuffer(uint64_t size, const std::st
 StreamReactor::StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServerContext* context)
     : env_(env),
       rpc_(rpc),
+      context_(context),
       deadline_(context->deadline()),
       started_(std::chrono::steady_clock::now()),
       account_(env.budget),
       reader_(env.default_chunk_bytes),
       queue_(env.default_chunk_bytes),
-      chunk_bytes_(env.default_chunk_bytes) {}
+      chunk_bytes_(env.default_chunk_bytes),
+      last_progress_(started_) {}
 
 StreamReactor::~StreamReactor() {
   queue_.Clear();
@@ -54,6 +57,7 @@ StreamReactor::~StreamReactor() {
 }
 
 void StreamReactor::Start() {
+  if (env_.watchdog) env_.watchdog->Add(this);
   std::lock_guard<std::mutex> lock(mu_);
   Pump();
 }
@@ -63,6 +67,7 @@ void StreamReactor::Start() {
 void StreamReactor::OnReadDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   read_in_flight_ = false;
+  last_progress_ = std::chrono::steady_clock::now();
   if (job_running_ && !finish_called_ && error_.ok()) {
     // The job owns the subclass's state: this message waits for its end.
     read_pending_ = true;
@@ -96,6 +101,7 @@ void StreamReactor::HandleRead(bool ok) {
 void StreamReactor::OnWriteDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   write_in_flight_ = false;
+  last_progress_ = std::chrono::steady_clock::now();
   if (!ok) Fail(absl::CancelledError("the client stopped receiving"));
   Pump();
 }
@@ -108,6 +114,8 @@ void StreamReactor::OnCancel() {
 }
 
 void StreamReactor::OnDone() {
+  // Before the lock: the watchdog holds its own lock while it checks us.
+  if (env_.watchdog) env_.watchdog->Remove(this);
   bool destroy;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -131,9 +139,46 @@ void StreamReactor::OnDone() {
   if (destroy) delete this;
 }
 
+void StreamReactor::CheckIdle(std::chrono::steady_clock::time_point now) {
+  bool cancel = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // A running job is the server's wait, not the client's.
+    if (finish_called_ || idle_cancelled_ || job_running_) return;
+    const bool before_options = !options_seen_ && env_.options_timeout.count() > 0;
+    const std::chrono::nanoseconds limit = before_options ? env_.options_timeout : env_.idle_timeout;
+    if (limit.count() <= 0 || now - last_progress_ < limit) return;
+    if (write_in_flight_) {
+      // The client stopped taking outputs: Finish must wait for the write, so
+      // the call is cancelled instead (the client, not reading, sees CANCELLED).
+      idle_cancelled_ = true;
+      cancel = true;
+    } else {
+      // DEADLINE_EXCEEDED: a time limit passed before the stream could
+      // complete. Not CANCELLED (nobody cancelled; the client would think it
+      // had) nor UNAVAILABLE (which invites a blind retry of the same stall).
+      const std::string d = absl::FormatDuration(absl::FromChrono(limit));
+      Fail(absl::DeadlineExceededError(
+          before_options ? absl::StrCat("no options from the client within ", d, " of opening the stream (--stream-options-timeout)")
+                         : absl::StrCat("no message from the client for ", d, " (--stream-idle-timeout)")));
+      Pump();
+    }
+  }
+  if (cancel) context_->TryCancel();
+}
+
 // ---- input -------------------------------------------------------------------
 
 absl::Status StreamReactor::HandleMessage(Job* job) {
+  // gRPC's own size check would end the call without telling this reactor why
+  // (it reads as a client cancel); the server checks instead, so the client's
+  // code and the metric's agree (server.cc turns gRPC's check off).
+  if (env_.max_message_bytes != 0 && in_.Length() > env_.max_message_bytes) {
+    const size_t size = in_.Length();
+    in_.Clear();
+    return absl::ResourceExhaustedError(absl::StrCat("a message of ", size, " bytes is larger than this server accepts (",
+                                                     env_.max_message_bytes, " bytes: --max-chunk-bytes + 1 MiB)"));
+  }
   absl::Status decoded = wire::Decode(&in_, &msg_);
   if (!decoded.ok()) return decoded;
   if (msg_.is_chunk) {
@@ -219,6 +264,7 @@ void StreamReactor::StartJob(Job job, bool end_of_input) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_running_ = false;
+      last_progress_ = std::chrono::steady_clock::now();
       destroy = done_;
       if (!destroy) {
         if (!s.ok()) {

@@ -47,6 +47,7 @@
 #include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.pb.h"
 #include "server/frame_codec.h"
+#include "server/idle_watchdog.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/output_queue.h"
@@ -65,6 +66,14 @@ struct StreamEnv {
   WorkerPool* workers = nullptr;
   uint64_t default_chunk_bytes = wire::kDefaultChunkBytes;
   uint64_t max_chunk_bytes = wire::kDefaultChunkBytes;
+  // Larger messages end the stream with RESOURCE_EXHAUSTED; 0: no limit.
+  uint64_t max_message_bytes = 0;
+  // Ends streams that wait on their client too long (CheckIdle()); null: none.
+  IdleWatchdog* watchdog = nullptr;
+  // Zero disables each. Before the options arrive options_timeout applies
+  // (idle_timeout when it is zero).
+  std::chrono::nanoseconds idle_timeout{0};
+  std::chrono::nanoseconds options_timeout{0};
   // Called once, when the stream is destroyed.
   std::function<void()> on_destroyed;
 };
@@ -78,7 +87,8 @@ using JobOutputs = std::vector<JobOutput>;
 // Job: conversion work, run on a worker; appends its outputs.
 using Job = std::function<absl::Status(JobOutputs*)>;
 
-class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                      public IdleWatchdog::Watched {
  public:
   StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServerContext* context);
 
@@ -89,6 +99,9 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   void OnWriteDone(bool ok) final;
   void OnCancel() final;
   void OnDone() final;
+  // CheckIdle(): the stream waited on its client (for a message, or to take
+  // an output) longer than its limit with no job running: it ends.
+  void CheckIdle(std::chrono::steady_clock::time_point now) final;
 
  protected:
   // The environment shared by every stream (device, budgets, metrics).
@@ -141,6 +154,7 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
 
   const StreamEnv env_;
   const Rpc rpc_;
+  grpc::CallbackServerContext* const context_;
   const std::chrono::system_clock::time_point deadline_;
   const std::chrono::steady_clock::time_point started_;
 
@@ -172,6 +186,9 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   int64_t tensors_out_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;  // payload handed to the queue
+  // The last read or write completed, or job ended (CheckIdle()).
+  std::chrono::steady_clock::time_point last_progress_;
+  bool idle_cancelled_ = false;
 };
 
 }  // namespace server
