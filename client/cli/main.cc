@@ -306,6 +306,7 @@ constexpr int kHealthUnhealthy = 4;         // it answered, but not SERVING (e.g
 const std::vector<FlagSpec>& HealthFlags() {
   static const std::vector<FlagSpec> specs = {
       {"server", "ADDR", "the server (host:port)"},
+      {"service", "NAME", "the service to check, e.g. moe_adapter.v1.MoeAdapter (default: the whole server)"},
       {"tls-ca", "PATH", "PEM CA certificate(s): use TLS"},
       {"tls-cert", "PATH", "PEM client certificate (mTLS)"},
       {"tls-key", "PATH", "PEM client key (mTLS)"},
@@ -327,7 +328,7 @@ std::string HealthHelp() {
       "  0  SERVING\n"
       "  1  invalid arguments (unknown flag, unreadable TLS or token file)\n"
       "  2  connection failure: nothing answered at ADDR (refused, TLS handshake failed, or --timeout)\n"
-      "  3  the health RPC failed (the server answered with an error)\n"
+      "  3  the health RPC failed (the server answered with an error, e.g. an unknown --service)\n"
       "  4  the server answered NOT_SERVING (draining after SIGTERM, or not ready)\n"
       "flags:\n",
       FlagsHelp(HealthFlags()));
@@ -356,7 +357,7 @@ int RunHealth(const std::vector<std::string>& args) {
   if (!f->Has("timeout")) c->deadline = absl::Seconds(5);
   absl::StatusOr<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(*c);
   if (!client.ok()) return report.Error(client.status(), kHealthInvalidArguments);
-  const absl::Status health = (*client)->Health();
+  const absl::Status health = (*client)->Health(f->Get("service"));
   int code = kHealthServing;
   const char* state = "SERVING";
   if (!health.ok()) {
