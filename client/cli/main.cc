@@ -382,7 +382,11 @@ int RunHealth(const std::vector<std::string>& args) {
                                               ? absl::StatusOr<RemoteServerInfo>(health)
                                               : (*client)->GetInfo();
   nlohmann::json j = {{"server", c->target}, {"serving", health.ok()}, {"status", state}, {"exit_code", code}};
-  if (!health.ok()) j["health_error"] = Bounded(health.message());
+  if (!health.ok()) {
+    j["health_error"] = Bounded(health.message());
+    // The shape every command's --json errors have, beside the health fields.
+    j["error"] = {{"code", absl::StatusCodeToString(health.code())}, {"message", Bounded(health.message())}};
+  }
   if (info.ok()) {
     j["version"] = info->version;
     j["device"] = info->device;
@@ -473,7 +477,7 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
   if (input->is_directory && IsEmptyDirectory(f->Get("output"))) into_empty.emplace(f->Get("output"));
   const std::string written_to = into_empty ? into_empty->staging() : f->Get("output");
   const bool quiet = f->Has("quiet");
-  ProgressBar bar(!quiet && !report.json() && ::isatty(STDERR_FILENO));
+  ProgressBar bar(!quiet && ::isatty(STDERR_FILENO));
   copts.progress = [&bar](const Progress& p) { bar.Update(p); };
   absl::StatusOr<ConvertSummary> summary = ConvertCheckpoint(dir, f->Get("input"), written_to, *opts, copts);
   bar.Done();

@@ -270,6 +270,7 @@ TEST(CliUx, HealthExitCodesFollowGrpcHealthProbe) {
   CliRun as_json = Cli({"health", "--server", addr, "--json"});
   EXPECT_EQ(as_json.code, 4);
   EXPECT_EQ(nlohmann::json::parse(as_json.out)["status"], "NOT_SERVING");
+  EXPECT_EQ(nlohmann::json::parse(as_json.out)["error"]["code"], "FAILED_PRECONDITION");
   (*session)->Cancel();
   EXPECT_EQ(s.Wait(std::chrono::seconds(30)), 0);
 }
