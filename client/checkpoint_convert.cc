@@ -13,17 +13,17 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <random>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/adapter_config.h"
+#include "client/output_dir.h"
 #include "client/shard_lanes.h"
 #include "core/checkpoint_reader.h"
 #include "core/expert_parallel.h"
+#include "core/regular_file.h"
 #include "core/internal/status_macros.h"
 #include "core/safetensors_writer.h"
 #include "moe_adapter/file_convert.h"
@@ -42,28 +42,36 @@ bool Exists(const std::string& p) {
 
 std::string Join(const std::string& dir, const std::string& name) { return dir + "/" + name; }
 
-std::vector<std::string> ListFiles(const std::string& dir) {
+// The visible files of an input directory, to copy along. Subdirectories
+// are not part of a checkpoint's files; a FIFO, device or dangling link where
+// a file should be is an error (copying it would hang or never end).
+absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir) {
   std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.empty() || n[0] == '.') continue;
-      struct stat st;
-      if (::stat(Join(dir, n).c_str(), &st) == 0 && S_ISREG(st.st_mode)) out.push_back(n);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return absl::InternalError(absl::StrCat("cannot list \"", dir, "\": ", std::strerror(errno)));
+  absl::Status s;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.empty() || n[0] == '.') continue;
+    struct stat st;
+    if (::stat(Join(dir, n).c_str(), &st) != 0) {
+      s = absl::NotFoundError(absl::StrCat("cannot read \"", Join(dir, n), "\": ", std::strerror(errno)));
+      break;
     }
-    ::closedir(d);
+    if (S_ISDIR(st.st_mode)) continue;
+    if (!S_ISREG(st.st_mode)) {
+      s = NotRegularFileError(Join(dir, n), st.st_mode);
+      break;
+    }
+    out.push_back(n);
   }
+  ::closedir(d);
+  if (!s.ok()) return s;
   std::sort(out.begin(), out.end());
   return out;
 }
 
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return absl::NotFoundError(absl::StrCat("cannot read \"", path, "\""));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+absl::StatusOr<std::string> ReadText(const std::string& path) { return ReadRegularFile(path, 16 << 20); }
 
 absl::Status WriteText(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
@@ -74,9 +82,9 @@ absl::Status WriteText(const std::string& path, const std::string& text) {
 }
 
 absl::Status CopyFile(const std::string& from, const std::string& to) {
-  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return absl::InternalError(absl::StrCat("open \"", from, "\": ", std::strerror(errno)));
-  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSIGN_OR_RETURN(const int in, OpenRegularFile(from));
+  // The work directory is new and ours: a name already there is not.
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (out < 0) {
     ::close(in);
     return absl::InternalError(absl::StrCat("create \"", to, "\": ", std::strerror(errno)));
@@ -106,70 +114,6 @@ absl::Status CopyFile(const std::string& from, const std::string& to) {
   if (::close(out) != 0 && s.ok()) s = absl::InternalError(absl::StrCat("close \"", to, "\": ", std::strerror(errno)));
   return s;
 }
-
-void RemoveTree(const std::string& path) {
-  if (IsDir(path)) {
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..") RemoveTree(Join(path, n));
-      }
-      ::closedir(d);
-    }
-    ::rmdir(path.c_str());
-  } else {
-    ::unlink(path.c_str());
-  }
-}
-
-// The temporary sibling of the output; removed unless committed.
-class StagedOutput {
- public:
-  StagedOutput(std::string output, bool dir) : output_(std::move(output)), dir_(dir) {
-    std::random_device rd;
-    while (!output_.empty() && output_.back() == '/') output_.pop_back();
-    const size_t slash = output_.rfind('/');
-    parent_ = slash == std::string::npos ? "." : output_.substr(0, slash);
-    const std::string base = slash == std::string::npos ? output_ : output_.substr(slash + 1);
-    temp_ = Join(parent_, absl::StrCat(".", base, ".tmp-", ::getpid(), "-", rd() % 1000000));
-  }
-  ~StagedOutput() {
-    if (!committed_) RemoveTree(temp_);
-  }
-  absl::Status Create() {
-    if (!IsDir(parent_)) {
-      return absl::NotFoundError(absl::StrCat("output folder \"", parent_, "\" does not exist"));
-    }
-    if (dir_ && ::mkdir(temp_.c_str(), 0755) != 0) {
-      return absl::InternalError(absl::StrCat("mkdir \"", temp_, "\": ", std::strerror(errno)));
-    }
-    return absl::OkStatus();
-  }
-  const std::string& temp() const { return temp_; }
-  absl::Status Commit(bool overwrite) {
-    std::string old;
-    if (Exists(output_)) {
-      if (!overwrite) return absl::AlreadyExistsError(absl::StrCat("output \"", output_, "\" appeared during the conversion"));
-      old = temp_ + ".old";
-      if (::rename(output_.c_str(), old.c_str()) != 0) {
-        return absl::InternalError(absl::StrCat("rename \"", output_, "\": ", std::strerror(errno)));
-      }
-    }
-    if (::rename(temp_.c_str(), output_.c_str()) != 0) {
-      absl::Status s = absl::InternalError(absl::StrCat("rename to \"", output_, "\": ", std::strerror(errno)));
-      if (!old.empty()) ::rename(old.c_str(), output_.c_str());
-      return s;
-    }
-    committed_ = true;
-    if (!old.empty()) RemoveTree(old);
-    return absl::OkStatus();
-  }
-
- private:
-  std::string output_, parent_, temp_;
-  bool dir_;
-  bool committed_ = false;
-};
 
 // The layer a key belongs to ("...layers.12...." -> 12), or -1.
 int64_t LayerOf(const std::string& key) {
@@ -244,13 +188,9 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
   ConvertSummary summary;
   summary.input_is_directory = files.is_directory;
   summary.adapter = files.is_adapter;
-  if (Exists(output) && !copts.overwrite) {
-    return absl::AlreadyExistsError(absl::StrCat("output \"", output, "\" exists; pass --overwrite to replace it"));
-  }
-  if (Exists(output) && IsDir(output) != files.is_directory) {
-    return absl::InvalidArgumentError(absl::StrCat("output \"", output, "\" is a ",
-                                                   IsDir(output) ? "directory" : "file", " but the input is a ",
-                                                   files.is_directory ? "directory" : "file"));
+  RETURN_IF_ERROR(CheckOutput(output, files.is_directory, copts.overwrite).status());
+  for (const std::string& notice : RemoveStaleTemporaries(output)) {
+    if (copts.notice) copts.notice(notice);
   }
   ASSIGN_OR_RETURN(SafetensorsCheckpoint ckpt, SafetensorsCheckpoint::Open(input));
   std::vector<std::shared_ptr<SafetensorsFile>> shards;
@@ -303,17 +243,7 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
 
   StagedOutput staged(output, files.is_directory);
   RETURN_IF_ERROR(staged.Create());
-  const std::string out_dir = files.is_directory ? staged.temp() : staged.temp() + ".d";
-  if (!files.is_directory && ::mkdir(out_dir.c_str(), 0755) != 0) {
-    return absl::InternalError(absl::StrCat("mkdir \"", out_dir, "\": ", std::strerror(errno)));
-  }
-  struct DirGuard {
-    std::string path;
-    bool keep;
-    ~DirGuard() {
-      if (!keep) RemoveTree(path);
-    }
-  } out_dir_guard{out_dir, files.is_directory};
+  const std::string& out_dir = staged.work_dir();
 
   std::map<std::string, std::string> metadata;
   if (direction == Direction::kFromHf && options.ep_size > 1) {
@@ -414,15 +344,15 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
     }
   }
 
+  std::string output_file;
   if (!files.is_directory) {
     // A file in, a file out: one lane wrote one file; several lanes wrote
     // one shard each (max_shard_bytes = 0), merged here in lane order.
     if (written.size() == 1) {
-      if (::rename(Join(out_dir, written[0]).c_str(), staged.temp().c_str()) != 0) {
-        return absl::InternalError(absl::StrCat("rename: ", std::strerror(errno)));
-      }
+      output_file = written[0];
     } else {
-      ASSIGN_OR_RETURN(auto merged, StreamingSafetensorsWriter::Create(staged.temp(), metadata));
+      output_file = ".merged.safetensors";
+      ASSIGN_OR_RETURN(auto merged, StreamingSafetensorsWriter::Create(Join(out_dir, output_file), metadata));
       for (const std::string& name : written) {
         if (!absl::EndsWith(name, ".safetensors")) continue;
         ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> part, SafetensorsFile::Open(Join(out_dir, name)));
@@ -433,7 +363,8 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
     summary.files = {output.substr(output.rfind('/') == std::string::npos ? 0 : output.rfind('/') + 1)};
   } else {
     // Non-tensor files travel with the checkpoint (config, tokenizer, ...).
-    for (const std::string& name : ListFiles(input)) {
+    ASSIGN_OR_RETURN(const std::vector<std::string> side_files, ListFiles(input));
+    for (const std::string& name : side_files) {
       if (absl::EndsWith(name, ".safetensors") || absl::EndsWith(name, ".safetensors.index.json")) continue;
       if (name == "adapter_config.json" && files.is_adapter && direction == Direction::kToHf) continue;
       RETURN_IF_ERROR(CopyFile(Join(input, name), Join(out_dir, name)));
@@ -454,7 +385,7 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
     }
     summary.files = written;
   }
-  RETURN_IF_ERROR(staged.Commit(copts.overwrite));
+  RETURN_IF_ERROR(staged.Commit(copts.overwrite, output_file));
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

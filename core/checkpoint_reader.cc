@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/internal/status_macros.h"
+#include "core/regular_file.h"
 #include "core/safetensors_format.h"
 
 namespace moe_adapter {
@@ -30,8 +32,10 @@ std::string JoinPath(absl::string_view dir, absl::string_view name) {
   return absl::StrCat(dir, "/", name);
 }
 
-// Names of the regular files (symlinks followed: the Hugging Face cache links
-// snapshot files to blobs) in `dir`, sorted.
+// Names of the entries of `dir` that are not directories (symlinks followed:
+// the Hugging Face cache links snapshot files to blobs), sorted. FIFOs,
+// devices and dangling links are listed too, so that opening one reports what
+// it is instead of a shard silently going missing.
 absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return safetensors::ErrnoStatus(errno, "cannot list directory", dir);
@@ -40,8 +44,8 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir) {
   while (const dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     struct stat st;
-    if (name != "." && name != ".." && ::stat(JoinPath(dir, name).c_str(), &st) == 0 &&
-        S_ISREG(st.st_mode)) {
+    if (name != "." && name != ".." &&
+        !(::stat(JoinPath(dir, name).c_str(), &st) == 0 && S_ISDIR(st.st_mode))) {
       names.push_back(std::move(name));
     }
     errno = 0;
@@ -54,8 +58,7 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir) {
 }
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path, uint64_t limit) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return safetensors::ErrnoStatus(errno, "cannot open", path);
+  ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path));
   std::string out;
   char buf[65536];
   while (true) {
@@ -179,16 +182,21 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
       for (const std::string& name : names_in_index) {
         const std::string full = JoinPath(path, name);
         struct stat fst;
-        if (::stat(full.c_str(), &fst) != 0 || !S_ISREG(fst.st_mode)) {
-          return absl::NotFoundError(
-              absl::StrCat(ip, ": names shard ", Quote(name), ", which is missing from ", path));
+        if (::stat(full.c_str(), &fst) != 0) {
+          return absl::NotFoundError(absl::StrCat(ip, ": names shard ", Quote(name),
+                                                  ", which is missing from ", path, " (",
+                                                  std::strerror(errno), ")"));
+        }
+        if (!S_ISREG(fst.st_mode)) {
+          return absl::InvalidArgumentError(absl::StrCat(ip, ": names shard ", Quote(name), ", but ",
+                                                         NotRegularFileError(full, fst.st_mode).message()));
         }
         files.push_back(full);
       }
     }
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": neither a safetensors file nor a directory"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " is ", FileTypeName(st.st_mode), ", neither a safetensors file nor a directory"));
   }
 
   // Headers only: each mapping is dropped before the next shard is opened.

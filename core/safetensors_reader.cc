@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/internal/status_macros.h"
+#include "core/regular_file.h"
 #include "core/safetensors_format.h"
 
 namespace moe_adapter {
@@ -219,8 +220,7 @@ absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Invalid(path, S_ISDIR(st.st_mode) ? "is a directory, not a safetensors file"
-                                             : "is not a regular file");
+    return NotRegularFileError(path, st.st_mode);
   }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   // mmap of 0 bytes fails with EINVAL: refuse short files before mapping.

@@ -12,4 +12,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   prometheus-cpp-dev libtorch-dev nlohmann-json3-dev libre2-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   prometheus docker-compose \
+  python3-grpcio python3-protobuf python3-numpy python3-pytest python3-crc32c openssl \
   >/dev/null

@@ -42,8 +42,10 @@
 namespace moe_adapter {
 namespace wire {
 
-// Chunk size when neither side asks for one.
-inline constexpr uint64_t kDefaultChunkBytes = 4u << 20;
+// Chunk size when neither side asks for one: 4 MiB less 64 KiB, so that a
+// chunk message (the bytes plus at most 6 bytes of tag and length) stays
+// within the 4 MiB that every gRPC implementation receives by default.
+inline constexpr uint64_t kDefaultChunkBytes = (4u << 20) - (64u << 10);
 // Room a message needs beyond its chunk (options, header names, metadata).
 inline constexpr uint64_t kMessageSlackBytes = 1u << 20;
 

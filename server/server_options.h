@@ -30,7 +30,7 @@ struct ServerOptions {
   // --metrics-listen: Prometheus address, served at /metrics; empty disables.
   std::string metrics_listen = "127.0.0.1:9464";
   // --max-chunk-bytes: largest chunk accepted and sent; also the default
-  // chunk size when it is below 4 MiB.
+  // chunk size when it is below wire::kDefaultChunkBytes (4 MiB - 64 KiB).
   uint64_t max_chunk_bytes = 4ull << 20;
   // --max-stream-memory: bytes one stream may hold at once. 6 GiB lets one
   // Qwen3-235B-A22B layer through FromHF (its two groups, 3.2 + 1.6 GB, are

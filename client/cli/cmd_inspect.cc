@@ -14,10 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cli/commands.h"
-#include "client/cli/files.h"
 #include "client/cli/flags.h"
 #include "client/cli/progress.h"
 #include "client/cli/report.h"
+#include "core/regular_file.h"
 #include "moe_adapter/checkpoint_convert.h"
 #include "moe_adapter/inspect.h"
 #include "nlohmann/json.hpp"
@@ -173,7 +173,7 @@ int RunInspect(const std::vector<std::string>& args) {
   std::optional<Geometry> geometry;
   const std::string config = f->Has("config") ? f->Get("config") : in->config_json;
   if (!config.empty()) {
-    absl::StatusOr<std::string> text = ReadFile(config, 16 << 20);
+    absl::StatusOr<std::string> text = ReadRegularFile(config, 16 << 20);
     absl::StatusOr<Geometry> g = text.ok() ? ParseHfConfig(*text) : absl::StatusOr<Geometry>(text.status());
     if (!g.ok()) return report.Error(absl::Status(g.status().code(), absl::StrCat(config, ": ", g.status().message())));
     geometry = *g;
@@ -182,7 +182,7 @@ int RunInspect(const std::vector<std::string>& args) {
   std::optional<AdapterConfigView> adapter;
   const std::string ac = f->Has("adapter-config") ? f->Get("adapter-config") : in->adapter_config_json;
   if (!ac.empty()) {
-    absl::StatusOr<std::string> text = ReadFile(ac, 16 << 20);
+    absl::StatusOr<std::string> text = ReadRegularFile(ac, 16 << 20);
     if (!text.ok()) return report.Error(text.status());
     absl::StatusOr<AdapterConfigView> v = ReadAdapterConfig(ac, *text);
     if (!v.ok()) return report.Error(v.status());

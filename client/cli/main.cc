@@ -14,13 +14,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/cli/commands.h"
-#include "client/cli/files.h"
 #include "client/cli/flags.h"
-#include "client/cli/output_dir.h"
+#include "client/cli/empty_dir_output.h"
 #include "client/cli/report.h"
 #include "core/safetensors_format.h"
 #include "moe_adapter/convert_options.h"
 #include "client/cli/progress.h"
+#include "client/output_dir.h"
+#include "core/regular_file.h"
 #include "moe_adapter/checkpoint_convert.h"
 #include "moe_adapter/device.h"
 #ifdef MOE_ADAPTER_HAVE_CLIENT
@@ -58,7 +59,7 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"tls-key", "PATH", "PEM client key (mTLS)"},
       {"tls-server-name", "NAME", "expected server name in its certificate"},
       {"token-file", "PATH", "file holding the bearer token the server expects"},
-      {"chunk-size", "SIZE", "wire chunk size (default 4MiB)"},
+      {"chunk-size", "SIZE", "wire chunk size (default 4MiB-64KiB)"},
       {"timeout", "SECONDS", "deadline of each stream (default: none)"},
       {"overwrite", nullptr, "replace an existing output (an existing empty directory needs no --overwrite)"},
       {"quiet", nullptr, "no progress bar and no summary"},
@@ -99,6 +100,9 @@ std::string ConvertHelp(Direction dir) {
       "flags:\n",
       FlagsHelp(ConvertFlags()));
 }
+
+// A FIFO or device given as a file is refused, not read forever.
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t limit) { return ReadRegularFile(path, limit); }
 
 absl::StatusOr<int64_t> IntFlag(const ParsedFlags& f, const std::string& name) {
   int64_t v;
@@ -474,11 +478,13 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
   // An existing empty directory takes a directory conversion without
   // --overwrite, staged inside it (output_dir.h): only it needs to be writable.
   std::optional<EmptyDirOutput> into_empty;
-  if (input->is_directory && IsEmptyDirectory(f->Get("output"))) into_empty.emplace(f->Get("output"));
+  absl::StatusOr<ExistingOutput> existing = CheckOutput(f->Get("output"), input->is_directory, copts.overwrite);
+  if (existing.ok() && *existing == ExistingOutput::kEmptyDirectory) into_empty.emplace(f->Get("output"));
   const std::string written_to = into_empty ? into_empty->staging() : f->Get("output");
   const bool quiet = f->Has("quiet");
   ProgressBar bar(!quiet && ::isatty(STDERR_FILENO));
   copts.progress = [&bar](const Progress& p) { bar.Update(p); };
+  copts.notice = [](const std::string& m) { std::cerr << "moe-adapter: " << m << "\n"; };
   absl::StatusOr<ConvertSummary> summary = ConvertCheckpoint(dir, f->Get("input"), written_to, *opts, copts);
   bar.Done();
   if (!summary.ok()) return report.Error(summary.status());
@@ -556,4 +562,8 @@ int Main(int argc, char** argv) {
 
 }  // namespace moe_adapter::cli
 
-int main(int argc, char** argv) { return moe_adapter::cli::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // First, before any thread: SIGINT/SIGTERM remove the temporary output.
+  moe_adapter::StartInterruptCleanup("moe-adapter");
+  return moe_adapter::cli::Main(argc, argv);
+}

@@ -4,8 +4,11 @@
 // directory (model.safetensors.index.json or every shard) or a PEFT adapter
 // directory, through one or several conversion streams (in-process, or gRPC
 // streams to one or many servers). The output is written into a temporary
-// file or directory beside the output path and renamed at the end: it is
-// complete or absent.
+// directory beside the output path and renamed at the end: it is complete or
+// absent. What an existing output may be replaced (symbolic links are
+// replaced, never followed; --overwrite removes only a directory that looks
+// like a checkpoint) is described at CheckOutput() in client/output_dir.h;
+// temporaries that killed runs left beside the output are removed.
 //
 // Example:
 //   moe_adapter::CheckpointConvertOptions copts;            // one embedded stream
@@ -84,6 +87,9 @@ struct CheckpointConvertOptions {
   std::optional<double> lora_alpha;
   // Called after each input tensor (from any stream's thread, serialised).
   std::function<void(const Progress&)> progress;
+  // Called with a one-line notice for each stale temporary of an earlier,
+  // killed run that was removed beside the output.
+  std::function<void(const std::string&)> notice;
 };
 
 struct ConvertSummary {

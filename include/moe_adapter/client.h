@@ -64,8 +64,9 @@ struct ClientOptions {
   // Deadline of each call, from its start; infinite = none.
   absl::Duration deadline = absl::InfiniteDuration();
   // Bytes per chunk sent, and asked for in return (at most the server's
-  // --max-chunk-bytes; GetInfo() tells it).
-  size_t chunk_bytes = 4u << 20;
+  // --max-chunk-bytes; GetInfo() tells it). The default, 4 MiB less 64 KiB,
+  // keeps every message within gRPC's default 4 MiB receive limit.
+  size_t chunk_bytes = (4u << 20) - (64u << 10);
   // Largest message received; 0 = chunk_bytes plus room for headers.
   size_t max_message_bytes = 0;
 };

@@ -100,14 +100,18 @@ TEST_F(CheckpointConvert, ConversionErrorInTheMiddleLeavesNothing) {
 TEST_F(CheckpointConvert, ExistingOutputIsKeptUnlessOverwrite) {
   const std::string out = dir_ + "/out";
   ASSERT_EQ(::mkdir(out.c_str(), 0755), 0);
-  std::ofstream(out + "/marker") << "x";
+  // An earlier output (a shard this conversion does not write): --overwrite
+  // may replace it; a directory of other files it refuses (cli_hostile_files_test).
+  const std::string marker = out + "/model-00001-of-00009.safetensors";
+  std::ofstream(marker) << "x";
   auto s = ConvertCheckpoint(Direction::kFromHf, Fx("hf-bf16-sharded"), out, opts_, {});
   EXPECT_EQ(s.status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_TRUE(Exists(out + "/marker"));
+  EXPECT_TRUE(Exists(marker));
   CheckpointConvertOptions c;
   c.overwrite = true;
-  ASSERT_TRUE(ConvertCheckpoint(Direction::kFromHf, Fx("hf-bf16-sharded"), out, opts_, c).ok());
-  EXPECT_FALSE(Exists(out + "/marker")) << "replaced whole, not merged";
+  auto r = ConvertCheckpoint(Direction::kFromHf, Fx("hf-bf16-sharded"), out, opts_, c);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(Exists(marker)) << "replaced whole, not merged";
   EXPECT_TRUE(Exists(out + "/config.json"));
 }
 

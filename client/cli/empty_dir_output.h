@@ -1,22 +1,19 @@
 // Writing a directory conversion into an existing, empty output directory.
 //
-// The library stages its output beside the output path and renames it into
-// place, which needs write access to the parent. A container user is often
+// The library (client/output_dir.h) stages its output beside the output path
+// and renames it into place, which needs write access to the parent. A container user is often
 // given only the output folder itself (a bind mount it may write into, in a
 // parent it may not): then the conversion is staged in a hidden folder
 // inside that directory and its entries are moved up at the end. On any
 // error the directory is left empty again, as it was found.
-#ifndef MOE_ADAPTER_CLIENT_CLI_OUTPUT_DIR_H_
-#define MOE_ADAPTER_CLIENT_CLI_OUTPUT_DIR_H_
+#ifndef MOE_ADAPTER_CLIENT_CLI_EMPTY_DIR_OUTPUT_H_
+#define MOE_ADAPTER_CLIENT_CLI_EMPTY_DIR_OUTPUT_H_
 
 #include <string>
 
 #include "absl/status/status.h"
 
 namespace moe_adapter::cli {
-
-// IsEmptyDirectory(): `path` is a directory with no entries.
-bool IsEmptyDirectory(const std::string& path);
 
 class EmptyDirOutput {
  public:
@@ -39,4 +36,4 @@ class EmptyDirOutput {
 
 }  // namespace moe_adapter::cli
 
-#endif  // MOE_ADAPTER_CLIENT_CLI_OUTPUT_DIR_H_
+#endif  // MOE_ADAPTER_CLIENT_CLI_EMPTY_DIR_OUTPUT_H_

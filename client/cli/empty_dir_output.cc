@@ -1,7 +1,6 @@
-#include "client/cli/output_dir.h"
+#include "client/cli/empty_dir_output.h"
 
 #include <dirent.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/output_dir.h"
 
 namespace moe_adapter::cli {
 namespace {
@@ -26,36 +26,7 @@ std::vector<std::string> Entries(const std::string& dir) {
   return out;
 }
 
-// Only what the conversion wrote is removed: the staging folder's tree.
-void RemoveTree(const std::string& path) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    for (const std::string& n : Entries(path)) RemoveTree(path + "/" + n);
-    ::rmdir(path.c_str());
-  } else {
-    ::unlink(path.c_str());
-  }
-}
-
 }  // namespace
-
-bool IsEmptyDirectory(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return false;
-  bool empty = true;
-  while (dirent* e = ::readdir(d)) {
-    const std::string n = e->d_name;
-    if (n != "." && n != "..") {
-      empty = false;
-      break;
-    }
-  }
-  ::closedir(d);
-  return empty;
-}
 
 EmptyDirOutput::EmptyDirOutput(std::string dir) : dir_(std::move(dir)) {
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
@@ -63,7 +34,8 @@ EmptyDirOutput::EmptyDirOutput(std::string dir) : dir_(std::move(dir)) {
 }
 
 EmptyDirOutput::~EmptyDirOutput() {
-  if (!committed_) RemoveTree(staging_);
+  // Only what the conversion wrote: the staging folder, links not followed.
+  if (!committed_) (void)moe_adapter::RemoveTree(staging_);
 }
 
 absl::Status EmptyDirOutput::Commit() {
