@@ -767,6 +767,19 @@ TEST(ServerLimitsTest, TotalBudgetIsSharedByStreams) {
   EXPECT_THAT(s.error_message(), HasSubstr("--max-total-memory"));
 }
 
+// Sums of reservations are checked: with budgets near 2^64 (the flags accept
+// them), a second stream's request used to wrap past the total and pass.
+TEST(ServerLimitsTest, ReservationSumsDoNotWrap) {
+  const uint64_t max = ~uint64_t{0};
+  server::MemoryBudget budget(max, max - 1, nullptr);
+  server::MemoryBudget::Account a(&budget), b(&budget);
+  ASSERT_TRUE(a.Reserve(max - 10, "first").ok());
+  absl::Status s = b.Reserve(100, "tensor \"second\"");
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(s.message(), HasSubstr("--max-total-memory"));
+  EXPECT_TRUE(b.Reserve(5, "third").ok());
+}
+
 // With the default budgets, the first expert of a Qwen3-235B-A22B layer
 // (E=128, H=4096, I=1536: a 3.2 GB gate/up group) is admitted; the stream
 // then ends inside that tensor, so the group itself is never allocated.
