@@ -114,17 +114,18 @@ class HostileClientTest : public ::testing::Test {
     const int64_t rss = RssBytes();
     EXPECT_LE(rss, rss_before_ + kRssSlackBytes)
         << "server RSS " << rss / kMiB << " MiB after the stream, " << rss_before_ / kMiB << " MiB before";
-    std::printf("[   INFO   ] server RSS %.1f MiB before, %.1f MiB after\n", rss_before_ / double(kMiB),
-                rss / double(kMiB));
+    std::printf("[   INFO   ] server RSS %.1f MiB before, %.1f MiB after (peak so far %.1f MiB)\n",
+                rss_before_ / double(kMiB), rss / double(kMiB), RssBytes("VmHWM:") / double(kMiB));
   }
 
   static std::string Target() { return absl::StrCat("127.0.0.1:", port_); }
 
-  static int64_t RssBytes() {
+  // RssBytes(): the server's resident memory now (VmRSS) or at its peak so far (VmHWM).
+  static int64_t RssBytes(const char* field = "VmRSS:") {
     std::ifstream f(absl::StrCat("/proc/", server_->pid(), "/status"));
     std::string line;
     while (std::getline(f, line)) {
-      if (absl::StartsWith(line, "VmRSS:")) {
+      if (absl::StartsWith(line, field)) {
         std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
         int64_t kb = 0;
         if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kb)) return kb * 1024;
