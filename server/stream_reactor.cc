@@ -168,6 +168,16 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
       absl::StatusOr<StreamConfig> cfg =
           StreamConfigFromWire(in.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
       if (!cfg.ok()) return cfg.status();
+      // What the options keep (up to 1 MiB of adapter config, a layer list
+      // as long as config.json makes it) stays with the stream, in up to
+      // three copies (the reactor's, the session's, one being validated).
+      const ConvertOptions& o = cfg->options;
+      const std::optional<uint64_t> kept = checked::Mul<uint64_t>(
+          {3, o.adapter_config_json.size() + o.exclude_key_regex.size() +
+                  o.geometry.mlp_only_layers.size() * sizeof(int64_t)});
+      absl::Status room = ReserveMore(kept, "the stream's options");
+      if (!room.ok()) return room;
+      options_bytes_ = kept.value_or(0);
       chunk_bytes_ = cfg->chunk_bytes;
       reader_ = wire::FrameReader(chunk_bytes_, wire::kMaxTensorNameBytes);
       queue_ = OutputQueue(chunk_bytes_);
@@ -301,7 +311,7 @@ void StreamReactor::Fail(const absl::Status& status) {
 
 void StreamReactor::RefreshHeld() {
   if (!job_running_) sub_held_ = HeldBytes();
-  account_.SetHeld(sub_held_ + queue_.bytes());
+  account_.SetHeld(sub_held_ + queue_.bytes() + options_bytes_);
 }
 
 uint64_t StreamReactor::KeyCost(const std::string& name) {

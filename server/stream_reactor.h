@@ -177,6 +177,7 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   absl::Status error_;
   grpc::StatusCode final_code_ = grpc::StatusCode::UNKNOWN;
   uint64_t sub_held_ = 0;  // HeldBytes() when no job ran last
+  uint64_t options_bytes_ = 0;  // what the options' strings cost, kept all along
   int64_t tensors_in_ = 0;
   int64_t tensors_out_ = 0;
   uint64_t bytes_in_ = 0;

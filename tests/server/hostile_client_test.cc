@@ -378,5 +378,29 @@ TEST_F(HostileClientTest, ManySmallTensorsWithLongNames) {
   EXPECT_THAT(o.message, HasSubstr("the bookkeeping of tensor"));
 }
 
+// A megabyte of adapter config is kept by the stream (in three copies): it
+// shows in the buffered gauge while the stream is open.
+TEST_F(HostileClientTest, KeptOptionsCountWhileTheStreamIsOpen) {
+  auto channel = grpc::CreateChannel(Target(), grpc::InsecureChannelCredentials());
+  auto stub = v1::MoeAdapter::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub->ToHF(&ctx);
+  ConvertRequest o = Options();
+  o.mutable_options()->set_adapter_config_json("{" + std::string((1 << 20) - 2, ' ') + "}");
+  ASSERT_TRUE(stream->Write(o));
+  double buffered = 0;
+  for (int i = 0; i < 500 && buffered < 3 * kMiB; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    buffered = Gauge("moe_adapter_buffered_bytes");
+  }
+  EXPECT_GE(buffered, 3 * kMiB);
+  stream->WritesDone();
+  v1::ConvertResponse resp;
+  while (stream->Read(&resp)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 }  // namespace
 }  // namespace moe_adapter::server_testing
