@@ -1,17 +1,27 @@
 #include "server/stream_reactor.h"
 
+#include <malloc.h>
+
 #include <exception>
 #include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/checked_math.h"
+#include "core/safetensors_format.h"
+#include "core/session_common.h"
 #include "moe_adapter/crc32c.h"
 #include "server/status_mapping.h"
+#include "server/wire_limits.h"
 
 namespace moe_adapter {
 namespace server {
 namespace {
+
+// A stream that held this much gives the freed memory back to the system when
+// it ends (see ~StreamReactor()).
+constexpr uint64_t kTrimAfterBytes = uint64_t{16} << 20;
 
 constexpr char kOutOfMemory[] =
     "the server ran out of memory (its --max-stream-memory / --max-total-memory exceed what the machine has)";
@@ -34,7 +44,7 @@ absl::StatusOr<Bytes> StreamReactor::AllocateBuffer(uint64_t size, const std::st
   try {
     return Bytes::Allocate(size);
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat("tensor \"", tensor, "\": ", kOutOfMemory));
+    return absl::ResourceExhaustedError(absl::StrCat("tensor ", safetensors::Quote(tensor), ": ", kOutOfMemory));
   }
 }
 
@@ -45,7 +55,7 @@ StreamReactor::StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServer
       deadline_(context->deadline()),
       started_(std::chrono::steady_clock::now()),
       account_(env.budget),
-      reader_(env.default_chunk_bytes),
+      reader_(env.default_chunk_bytes, wire::kMaxTensorNameBytes),
       queue_(env.default_chunk_bytes),
       chunk_bytes_(env.default_chunk_bytes),
       last_progress_(started_) {}
@@ -53,6 +63,11 @@ StreamReactor::StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServer
 StreamReactor::~StreamReactor() {
   queue_.Clear();
   account_.SetHeld(0);
+  // The server runs one malloc arena (docs/server.md): the many small blocks
+  // of a large stream's bookkeeping (keys, headers) are freed in the middle
+  // of it, where glibc keeps them resident. Hand them back, as the budget
+  // says they are.
+  if (account_.peak() >= kTrimAfterBytes) ::malloc_trim(0);
   if (env_.on_destroyed) env_.on_destroyed();
 }
 
@@ -198,8 +213,18 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
       absl::StatusOr<StreamConfig> cfg =
           StreamConfigFromWire(in.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
       if (!cfg.ok()) return cfg.status();
+      // What the options keep (up to 1 MiB of adapter config, a layer list
+      // as long as config.json makes it) stays with the stream, in up to
+      // three copies (the reactor's, the session's, one being validated).
+      const ConvertOptions& o = cfg->options;
+      const std::optional<uint64_t> kept = checked::Mul<uint64_t>(
+          {3, o.adapter_config_json.size() + o.exclude_key_regex.size() +
+                  o.geometry.mlp_only_layers.size() * sizeof(int64_t)});
+      absl::Status room = ReserveMore(kept, "the stream's options");
+      if (!room.ok()) return room;
+      options_bytes_ = kept.value_or(0);
       chunk_bytes_ = cfg->chunk_bytes;
-      reader_ = wire::FrameReader(chunk_bytes_);
+      reader_ = wire::FrameReader(chunk_bytes_, wire::kMaxTensorNameBytes);
       queue_ = OutputQueue(chunk_bytes_);
       options_seen_ = true;
       return OnOptions(*cfg);
@@ -208,7 +233,11 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
       if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
       absl::StatusOr<const wire::FrameHeader*> h = reader_.Begin(in.header());
       if (!h.ok()) return h.status();
-      RefreshHeld();
+      // The stream keeps the name (input registry, an output key, a queued
+      // header) after the tensor: reserved before the core sees it.
+      absl::Status kept = ReserveMore(KeyCost((*h)->info.name) * 3 + MetadataBytes((*h)->metadata),
+                                      absl::StrCat("the bookkeeping of tensor ", safetensors::Quote((*h)->info.name)));
+      if (!kept.ok()) return kept;
       absl::Status s = OnTensorBegin(**h);
       if (!s.ok()) return s;
       if (!reader_.complete()) return absl::OkStatus();
@@ -328,11 +357,28 @@ void StreamReactor::Fail(const absl::Status& status) {
 
 void StreamReactor::RefreshHeld() {
   if (!job_running_) sub_held_ = HeldBytes();
-  account_.SetHeld(sub_held_ + queue_.bytes());
+  account_.SetHeld(sub_held_ + queue_.bytes() + options_bytes_);
 }
 
-absl::Status StreamReactor::ReserveMore(uint64_t need, const std::string& what) {
-  return account_.Reserve(account_.held() + need, what);
+uint64_t StreamReactor::KeyCost(const std::string& name) {
+  return KeyFootprint(name.size() + (wire::kMaxWireNameBytes - wire::kMaxTensorNameBytes));
+}
+
+uint64_t StreamReactor::MetadataBytes(const std::map<std::string, std::string>& metadata) {
+  uint64_t n = 0;
+  for (const auto& [k, v] : metadata) n += KeyFootprint(k.size()) + v.size();  // bounded by wire_limits.h
+  return n;
+}
+
+absl::Status StreamReactor::ReserveMore(std::optional<uint64_t> need, const std::string& what) {
+  RefreshHeld();
+  const std::optional<uint64_t> total = checked::Add(std::optional<uint64_t>(account_.held()), need);
+  if (!total) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, " needs more bytes held at once than 64 bits can count, more than the per-stream memory budget of ",
+        env_.budget->per_stream_limit(), " bytes (--max-stream-memory)"));
+  }
+  return account_.Reserve(*total, what);
 }
 
 void StreamReactor::Pump() {

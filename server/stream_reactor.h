@@ -37,6 +37,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,15 +119,23 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   virtual absl::Status OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) = 0;
   // OnInputEnd(): the client half-closed after complete tensors.
   virtual absl::Status OnInputEnd(Job* job) = 0;
-  // HeldBytes(): bytes the subclass holds (input buffers, incomplete groups).
+  // HeldBytes(): bytes the subclass holds (input buffers, incomplete groups,
+  // the core's bookkeeping: ToHfConverter::KeptBytes()).
   virtual uint64_t HeldBytes() const = 0;
   // FillSummary(): warnings and metadata, after the end job.
   virtual void FillSummary(v1::StreamSummary* summary) = 0;
 
   // For hooks:
   // ReserveMore(): budget for `need` bytes beyond what the stream holds now;
-  // RESOURCE_EXHAUSTED naming `what` when they do not fit.
-  absl::Status ReserveMore(uint64_t need, const std::string& what);
+  // RESOURCE_EXHAUSTED naming `what` and the budget when they do not fit.
+  // `need` is nullopt when computing it overflowed (checked::, which every
+  // size from client numbers goes through): that never fits.
+  absl::Status ReserveMore(std::optional<uint64_t> need, const std::string& what);
+  // KeyCost(): what keeping one key derived from input `name` costs (an
+  // output key adds at most an expert id and a suffix).
+  static uint64_t KeyCost(const std::string& name);
+  // MetadataBytes(): what keeping a header's metadata costs.
+  static uint64_t MetadataBytes(const std::map<std::string, std::string>& metadata);
   // AllocateBuffer(): `size` bytes for `tensor`, after ReserveMore(). A
   // machine with less memory than the budgets promise gives
   // RESOURCE_EXHAUSTED instead of ending the process.
@@ -182,6 +191,7 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   absl::Status error_;
   grpc::StatusCode final_code_ = grpc::StatusCode::UNKNOWN;
   uint64_t sub_held_ = 0;  // HeldBytes() when no job ran last
+  uint64_t options_bytes_ = 0;  // what the options' strings cost, kept all along
   int64_t tensors_in_ = 0;
   int64_t tensors_out_ = 0;
   uint64_t bytes_in_ = 0;
