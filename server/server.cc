@@ -167,6 +167,11 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   // so the client's RESOURCE_EXHAUSTED and the metric agree.
   builder.SetMaxReceiveMessageSize(-1);
   SetKeepalivePolicy(&builder);
+  // Identity only: gRPC inflates a compressed message whole before any size
+  // check, so 250 KB of gzip could make the server hold 256 MiB. Tensor bytes
+  // barely compress anyway. A compressed call gets UNIMPLEMENTED from gRPC
+  // itself (the stream sees a cancel, so the metric counts CANCELLED).
+  builder.AddChannelArgument(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1);
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
     s->server_.reset();

@@ -149,11 +149,14 @@ class HostileClientTest : public ::testing::Test {
   // Run(): a raw stream on a channel with gRPC's default options: message
   // `i` of `n` is make(i); reading runs alongside writing (the server stops
   // reading while its output queue is full); half-closes after the last.
-  static Outcome Run(const std::string& rpc, int n, const std::function<ConvertRequest(int)>& make) {
+  // `gzip`: the client compresses its messages.
+  static Outcome Run(const std::string& rpc, int n, const std::function<ConvertRequest(int)>& make,
+                     bool gzip = false) {
     auto channel = grpc::CreateChannel(Target(), grpc::InsecureChannelCredentials());
     auto stub = v1::MoeAdapter::NewStub(channel);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    if (gzip) ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
     std::unique_ptr<grpc::ClientReaderWriter<ConvertRequest, v1::ConvertResponse>> stream;
     if (rpc == "ToHF") stream = stub->ToHF(&ctx);
     if (rpc == "FromHF") stream = stub->FromHF(&ctx);
@@ -234,6 +237,17 @@ TEST_F(HostileClientTest, OversizedChunkAndMessage) {
   const Outcome o = Run("ToHF", {Options(), HeaderMsg("model.norm.weight", "U8", {8 << 20}, 8 << 20, 0), ChunkMsg(message)});
   EXPECT_EQ(o.code, kExhausted) << o;
   EXPECT_LT(o.message.size(), 1024u) << o;
+}
+
+TEST_F(HostileClientTest, CompressedMessagesAreRefusedBeforeTheyInflate) {
+  // 256 MiB of zeros gzip to about 250 KB: a server that inflated it would
+  // hold 256 MiB for one small message (its size check runs after inflating).
+  const std::string zeros(256 << 20, '\0');
+  const Outcome o = Run(
+      "ToHF", 2, [&](int i) { return i == 0 ? Options() : ChunkMsg(zeros); }, /*gzip=*/true);
+  EXPECT_EQ(o.code, grpc::StatusCode::UNIMPLEMENTED) << o;
+  EXPECT_LT(o.message.size(), 1024u) << o;
+  EXPECT_LT(RssBytes("VmHWM:"), 256 * int64_t(kMiB)) << "the server inflated the message";
 }
 
 TEST_F(HostileClientTest, MessagesOutOfOrder) {
