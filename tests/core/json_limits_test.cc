@@ -116,7 +116,7 @@ TEST(HfConfigJson, OverSizeLimitIsRefusedBeforeParsing) {
 TEST(HfConfigJson, SyntaxErrorQuotesAShortPrintablePrefix) {
   // nlohmann's message quotes the last token read: here 1 MB of an invalid literal.
   ExpectRefused(ParseHfConfig("{\"a\":" + std::string(1 << 20, 't') + "\x01\xff}").status(),
-                {"config.json: not valid JSON"});
+                {"config.json: not valid JSON", "line 1, column"});
 }
 
 TEST(HfConfigJson, DuplicateKeyIsRefused) {
