@@ -100,8 +100,8 @@ absl::StatusOr<LoraLayout> ParseLoraLayout(absl::string_view name) {
   if (name == "peft-v0.19") return LoraLayout::kPeftV019;
   if (name == "peft-v0.18") return LoraLayout::kPeftV018;
   if (name == "per-expert") return LoraLayout::kPerExpert;
-  return absl::InvalidArgumentError(absl::StrCat("unknown LoRA layout \"", name.substr(0, 64),
-                                                 "\": expected peft-v0.19, peft-v0.18 or per-expert"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown LoRA layout ", Quote(name),
+                                                 ": expected peft-v0.19, peft-v0.18 or per-expert"));
 }
 
 absl::string_view LoraLayoutName(LoraLayout layout) {
@@ -151,9 +151,9 @@ absl::Status ValidateOptions(const ConvertOptions& o) {
     RE2 re(o.exclude_key_regex, ro);
     if (!re.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("exclude_key_regex \"", o.exclude_key_regex.substr(0, 200),
-                       "\" does not compile (RE2 syntax, no backreferences or lookaround): ",
-                       re.error()));
+          absl::StrCat("exclude_key_regex ", Quote(o.exclude_key_regex),
+                       " does not compile (RE2 syntax, no backreferences or lookaround): ",
+                       Printable(re.error())));
     }
   }
   if (!o.adapter_config_json.empty()) {

@@ -22,6 +22,7 @@
 #include "core/session_common.h"
 #include "core/transpose.h"
 #include "moe_adapter/converter.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 namespace {
@@ -90,8 +91,8 @@ class FromHfSession final : public FromHfConverter {
     plan.input = in;
     if (absl::EndsWith(in.name, "_scale_inv")) {
       return absl::UnimplementedError(absl::StrCat(
-          "key \"", in.name,
-          "\": FP8 checkpoints are not supported yet (block scales *_scale_inv would be needed to dequantise)"));
+          "key ", Quote(in.name),
+          ": FP8 checkpoints are not supported yet (block scales *_scale_inv would be needed to dequantise)"));
     }
     KeyParts parts;
     ASSIGN_OR_RETURN(KeyRole role, family_.hf->Classify(in.name, &parts));
@@ -107,7 +108,7 @@ class FromHfSession final : public FromHfConverter {
     RETURN_IF_ERROR(CheckMoeLayer(g, in.name, parts.layer));
     if (IsParamWrapperRole(role)) return PlanParamWrapper(plan, role);
     if (parts.expert >= g.num_experts) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert id ", parts.expert,
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert id ", parts.expert,
                                                      " is out of range, the model has E=", g.num_experts,
                                                      " experts (ids 0..", g.num_experts - 1, ")"));
     }
@@ -119,7 +120,7 @@ class FromHfSession final : public FromHfConverter {
 
   absl::Status Add(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
     if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": data does not match its header"));
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
     }
     const KeyRole role = static_cast<KeyRole>(plan.role);
     switch (plan.kind) {
@@ -144,8 +145,8 @@ class FromHfSession final : public FromHfConverter {
     if (!deferred_.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot tell the LoRA layout of this adapter: all ", deferred_.size(),
-          " expert ParamWrapper tensors (first \"", deferred_.front().name,
-          "\") fit both peft-v0.18 and peft-v0.19 (their shapes coincide when H == 2I or H == I); pass "
+          " expert ParamWrapper tensors (first ", Quote(deferred_.front().name),
+          ") fit both peft-v0.18 and peft-v0.19 (their shapes coincide when H == 2I or H == I); pass "
           "--lora-layout peft-v0.19|peft-v0.18, or the adapter_config.json (its peft_version decides)"));
     }
     (void)sink;
@@ -169,7 +170,7 @@ class FromHfSession final : public FromHfConverter {
     const TensorInfo& in = plan.input;
     const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
     if (!IsExpertDType(in.dtype)) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert weights must be F32, BF16 or F16, got ",
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert weights must be F32, BF16 or F16, got ",
                                                      DTypeName(in.dtype)));
     }
     Shape want = role == KeyRole::kHfDown ? Shape{H, I} : Shape{I, H};
@@ -184,14 +185,14 @@ class FromHfSession final : public FromHfConverter {
     if (!range_.contains(plan.expert)) {
       // Another rank's expert: valid, not ours (spec §7.1).
       if (!seen_other_.insert(in.name).second) {
-        return absl::InvalidArgumentError(absl::StrCat("input key \"", in.name, "\" appears twice"));
+        return absl::InvalidArgumentError(absl::StrCat("input key ", Quote(in.name), " appears twice"));
       }
       plan.kind = TensorPlan::Kind::kDrop;
       return plan;
     }
     if (completed_.count(native_key)) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor, group \"",
-                                                     native_key, "\" is already complete"));
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor, group ",
+                                                     Quote(native_key), " is already complete"));
     }
     auto it = groups_.find(native_key);
     const int bit = role == KeyRole::kHfUp ? 2 : 1;
@@ -199,17 +200,17 @@ class FromHfSession final : public FromHfConverter {
     if (it != groups_.end()) {
       const BaseGroup& grp = it->second;
       if (grp.have[slot] & bit) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor"));
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor"));
       }
       if (grp.have[slot] && grp.part_dtype[slot] != in.dtype) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key \"", in.name, "\": gate_proj and up_proj of expert ", plan.expert, " have different dtypes (",
+            "key ", Quote(in.name), ": gate_proj and up_proj of expert ", plan.expert, " have different dtypes (",
             DTypeName(grp.part_dtype[slot]), " vs ", DTypeName(in.dtype), ")"));
       }
       if (!target_ && grp.out.dtype != in.dtype) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key \"", in.name, "\": dtype ", DTypeName(in.dtype), " differs from the other experts of \"", native_key,
-            "\" (", DTypeName(grp.out.dtype), "); pass a target dtype (--dtype) to cast them to one"));
+            "key ", Quote(in.name), ": dtype ", DTypeName(in.dtype), " differs from the other experts of ", Quote(native_key),
+            " (", DTypeName(grp.out.dtype), "); pass a target dtype (--dtype) to cast them to one"));
       }
     } else {
       const DType out = target_.value_or(in.dtype);
@@ -361,7 +362,7 @@ class FromHfSession final : public FromHfConverter {
   absl::StatusOr<TensorPlan> PlanLoraPerExpert(TensorPlan& plan, KeyRole role) {
     const TensorInfo& in = plan.input;
     if (in.shape.size() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": per-expert LoRA ", KeyRoleName(role),
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": per-expert LoRA ", KeyRoleName(role),
                                                      " must be 2-D, got ", ShapeString(in.shape)));
     }
     const int sub = SubIndex(role);
@@ -379,21 +380,21 @@ class FromHfSession final : public FromHfConverter {
       const LoraGroup& grp = it->second;
       const int pair = sub < 4 ? 0 : 1;
       if (grp.rank[pair] >= 0 && grp.rank[pair] != r) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": LoRA rank ", r,
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": LoRA rank ", r,
                                                        " differs from rank ", grp.rank[pair],
                                                        " of the other ", pair == 0 ? "gate/up" : "down",
                                                        " LoRA tensors of this layer"));
       }
       if (grp.dtype_set && grp.dtype != in.dtype) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": dtype ", DTypeName(in.dtype),
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": dtype ", DTypeName(in.dtype),
                                                        " differs from the layer's other LoRA tensors (",
                                                        DTypeName(grp.dtype), ")"));
       }
       if (!grp.have[sub].empty() && grp.have[sub][plan.expert]) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor"));
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor"));
       }
       if (grp.emitted[OutIndex(sub)]) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor (group already complete)"));
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor (group already complete)"));
       }
       if (grp.out[OutIndex(sub)].data.data() == nullptr) {
         plan.hold_bytes = LoraOutBytes(OutIndex(sub), r, in.dtype);
@@ -443,7 +444,7 @@ class FromHfSession final : public FromHfConverter {
         TransposeBytes(in.data.data(), cols, tmp.data(), rows, rows, cols, elem);
         if (std::memcmp(tmp.data(), slot, tmp.size()) != 0) {
           return absl::InvalidArgumentError(absl::StrCat(
-              "key \"", plan.input.name, "\": gate_proj.lora_A and up_proj.lora_A of expert ", e, " in layer ",
+              "key ", Quote(plan.input.name), ": gate_proj.lora_A and up_proj.lora_A of expert ", e, " in layer ",
               plan.layer, " differ; the grouped format shares one lora_A between gate and up"));
         }
       } else {
@@ -488,8 +489,8 @@ class FromHfSession final : public FromHfConverter {
         std::string example = family_.all->Format(kSubRoles[s], KeyParts{lk.first, lk.second, absent.front()});
         return absl::InvalidArgumentError(absl::StrCat(
             "per-expert LoRA of layer ", lk.second, " is incomplete: ", KeyRoleName(kSubRoles[s]), " has ",
-            grp.count[s], " of E=", E, " experts, missing ids ", IdsText(absent), " (first missing key \"", example,
-            "\")"));
+            grp.count[s], " of E=", E, " experts, missing ids ", IdsText(absent), " (first missing key ", Quote(example),
+            ")"));
       }
     }
     return absl::OkStatus();
@@ -501,15 +502,15 @@ class FromHfSession final : public FromHfConverter {
     const TensorInfo& in = plan.input;
     const Geometry& g = opts_.geometry;
     if (opts_.lora_layout == LoraLayout::kPerExpert) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name,
-                                                     "\": a ParamWrapper LoRA tensor, but the LoRA layout was given as "
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name),
+                                                     ": a ParamWrapper LoRA tensor, but the LoRA layout was given as "
                                                      "per-expert; pass --lora-layout peft-v0.19 or peft-v0.18"));
     }
     plan.kind = TensorPlan::Kind::kWhole;
     if (pw_layout_) {
       if (!ParamWrapperFit(role, *pw_layout_, in.shape, g)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key \"", in.name, "\": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
+            "key ", Quote(in.name), ": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
             ParamWrapperExpectation(role, *pw_layout_, g), " for layout ", LoraLayoutName(*pw_layout_), " (",
             pw_layout_source_, ")"));
       }
@@ -519,7 +520,7 @@ class FromHfSession final : public FromHfConverter {
     const bool v19 = ParamWrapperFit(role, LoraLayout::kPeftV019, in.shape, g).has_value();
     if (!v18 && !v19) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", in.name, "\": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
+          "key ", Quote(in.name), ": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
           ParamWrapperExpectation(role, LoraLayout::kPeftV019, g), " (peft-v0.19) or ",
           ParamWrapperExpectation(role, LoraLayout::kPeftV018, g), " (peft-v0.18)"));
     }
@@ -527,8 +528,8 @@ class FromHfSession final : public FromHfConverter {
       const LoraLayout fits = v19 ? LoraLayout::kPeftV019 : LoraLayout::kPeftV018;
       if (shape_layout_ && *shape_layout_ != fits) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key \"", in.name, "\": its shape ", ShapeString(in.shape), " fits only ", LoraLayoutName(fits),
-            " but \"", shape_layout_key_, "\" fits only ", LoraLayoutName(*shape_layout_),
+            "key ", Quote(in.name), ": its shape ", ShapeString(in.shape), " fits only ", LoraLayoutName(fits),
+            " but ", Quote(shape_layout_key_), " fits only ", LoraLayoutName(*shape_layout_),
             ": the adapter mixes layouts"));
       }
       shape_layout_ = fits;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/permute.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 namespace {
@@ -148,7 +149,7 @@ absl::StatusOr<Tensor> ParamWrapperToNative(absl::string_view key, KeyRole pw_ro
   std::optional<int64_t> r = ParamWrapperFit(pw_role, layout, hf.shape, g);
   if (!row || !r) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "key \"", key, "\": ParamWrapper LoRA tensor has shape ", ShapeString(hf.shape),
+        "key ", Quote(key), ": ParamWrapper LoRA tensor has shape ", ShapeString(hf.shape),
         ", expected ", ParamWrapperExpectation(pw_role, layout, g), " for layout ",
         LoraLayoutName(layout)));
   }

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "re2/re2.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 
@@ -26,7 +27,7 @@ bool ExcludeFilter::Excludes(absl::string_view key) const {
 absl::Status OutputRegistry::Claim(const std::string& key) {
   if (!keys_.insert(key).second) {
     return absl::InvalidArgumentError(
-        absl::StrCat("output key \"", key, "\" would be written twice (two inputs map to it)"));
+        absl::StrCat("output key ", Quote(key), " would be written twice (two inputs map to it)"));
   }
   return absl::OkStatus();
 }
@@ -34,14 +35,14 @@ absl::Status OutputRegistry::Claim(const std::string& key) {
 absl::Status OutputRegistry::ClaimPassThrough(const TensorPlan& plan) {
   if (plan.kind != TensorPlan::Kind::kPassThrough) {
     return absl::InternalError(
-        absl::StrCat("key \"", plan.input.name, "\": ClaimPassThrough() of a plan that is not a pass-through"));
+        absl::StrCat("key ", Quote(plan.input.name), ": ClaimPassThrough() of a plan that is not a pass-through"));
   }
   return Claim(plan.input.name);
 }
 
 absl::Status InputRegistry::Claim(const std::string& key) {
   if (!keys_.insert(key).second) {
-    return absl::InvalidArgumentError(absl::StrCat("input key \"", key, "\" appears twice"));
+    return absl::InvalidArgumentError(absl::StrCat("input key ", Quote(key), " appears twice"));
   }
   return absl::OkStatus();
 }
@@ -55,7 +56,7 @@ std::string EmptyRangeWarning(const ConvertOptions& o, int64_t range_size) {
 absl::Status CheckMoeLayer(const Geometry& g, absl::string_view key, int64_t layer) {
   if (g.IsMoeLayer(layer)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      "key \"", key, "\": layer ", layer,
+      "key ", Quote(key), ": layer ", layer,
       " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step)"));
 }
 
@@ -72,7 +73,7 @@ std::string IdsText(const std::vector<int64_t>& ids) {
 
 std::string ShapeMismatch(absl::string_view key, absl::string_view what, const Shape& expected,
                           const Shape& actual) {
-  return absl::StrCat("key \"", key, "\": ", what, " must have shape ", ShapeString(expected),
+  return absl::StrCat("key ", Quote(key), ": ", what, " must have shape ", ShapeString(expected),
                       ", got ", ShapeString(actual));
 }
 

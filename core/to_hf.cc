@@ -14,6 +14,7 @@
 #include "core/session_common.h"
 #include "core/transpose.h"
 #include "moe_adapter/converter.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 namespace {
@@ -47,7 +48,7 @@ class ToHfSession final : public ToHfConverter {
     RETURN_IF_ERROR(CheckMoeLayer(g, in.name, parts.layer));
     if (role == KeyRole::kNativeGateUp || role == KeyRole::kNativeDown) {
       if (!IsExpertDType(in.dtype)) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert weights must be F32, BF16 or F16, got ",
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert weights must be F32, BF16 or F16, got ",
                                                        DTypeName(in.dtype)));
       }
       const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
@@ -71,7 +72,7 @@ class ToHfSession final : public ToHfConverter {
     // Native LoRA: full E on dim 0 (never EP-split), rank from the shape.
     if (in.shape.size() != 3 || in.shape[0] != g.num_experts) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", in.name, "\": native LoRA ", KeyRoleName(role), " must be 3-D with E=", g.num_experts,
+          "key ", Quote(in.name), ": native LoRA ", KeyRoleName(role), " must be 3-D with E=", g.num_experts,
           " experts first (LoRA is never expert-parallel split), got ", ShapeString(in.shape)));
     }
     const int64_t r = (role == KeyRole::kNativeLoraGateUpA || role == KeyRole::kNativeLoraDownA) ? in.shape[2]
@@ -88,7 +89,7 @@ class ToHfSession final : public ToHfConverter {
   absl::Status ConvertSlab(const TensorPlan& plan, int64_t index, const uint8_t* slab,
                            const TensorSink& sink) override {
     if (plan.kind != TensorPlan::Kind::kSlabs || index < 0 || index >= plan.num_slabs) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": slab ", index, " out of range"));
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": slab ", index, " out of range"));
     }
     const Geometry& g = opts_.geometry;
     const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
@@ -134,7 +135,7 @@ class ToHfSession final : public ToHfConverter {
 
   absl::Status ConvertWhole(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
     if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": data does not match its header"));
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
     }
     switch (plan.kind) {
       case TensorPlan::Kind::kDrop:

@@ -19,6 +19,7 @@
 #include "core/quote.h"
 #include "core/safetensors_reader.h"
 #include "moe_adapter/convert_options.h"
+#include "tests/testutil/tensor_testutil.h"
 
 namespace moe_adapter {
 namespace {
@@ -299,6 +300,19 @@ TEST(IndexJson, HugeKeysAndFileNamesAreQuotedTruncated) {
             R"({"weight_map":{")" + std::string(1 << 20, 'k') + R"(":5}})");
   ExpectRefused(SafetensorsCheckpoint::Open(dir.path()).status(),
                 {"entry \"kkk", kEllipsis + "\" must be a file name string, found an integer"});
+}
+
+// ---------------------------------------------------------------------------
+// Conversion messages quote the keys they name through the same Quote()
+
+TEST(QuotedKeys, ConversionMessagesQuoteLongKeysTruncated) {
+  std::mt19937_64 rng(7);
+  const NamedTensor t{std::string(1 << 20, 'k') + "\n", testing::RandomTensor(DType::kF32, {1}, rng)};
+  const testing::TensorList twice = {t, t};
+  ExpectRefused(testing::RunToHf(testing::Geo(4, 8, 6), twice).status(),
+                {"input key \"kkk", kEllipsis + "\" appears twice"});
+  ExpectRefused(testing::RunFromHf(testing::Geo(4, 8, 6), twice).status(),
+                {"input key \"kkk", kEllipsis + "\" appears twice"});
 }
 
 // ---------------------------------------------------------------------------
