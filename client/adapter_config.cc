@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/json_limits.h"
 #include "core/peft_version.h"
 #include "nlohmann/json.hpp"
 
@@ -28,10 +29,13 @@ absl::StatusOr<std::string> AdapterConfigForHf(const std::string& input_config, 
                                                std::optional<int64_t> rank, std::optional<double> lora_alpha) {
   json cfg;
   if (!input_config.empty()) {
-    cfg = json::parse(input_config, nullptr, false);
-    if (cfg.is_discarded() || !cfg.is_object()) {
-      return absl::InvalidArgumentError("adapter_config.json: not a JSON object");
+    absl::StatusOr<json> parsed = ParseJson(input_config, "adapter_config.json", kMaxConfigJsonBytes);
+    if (!parsed.ok()) return parsed.status();
+    if (!parsed->is_object()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("adapter_config.json: not a JSON object, found ", JsonTypeName(*parsed)));
     }
+    cfg = std::move(*parsed);
     if (rank && cfg.contains("r") && cfg["r"].is_number_integer() && cfg["r"].get<int64_t>() != *rank &&
         (!cfg.contains("rank_pattern") || cfg["rank_pattern"].empty())) {
       return absl::InvalidArgumentError(absl::StrCat("adapter_config.json says r=", cfg["r"].get<int64_t>(),

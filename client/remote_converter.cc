@@ -19,6 +19,7 @@
 #include "moe_adapter/v1/adapter.grpc.pb.h"
 #include "server/frame_codec.h"
 #include "server/wire_message.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 namespace {
@@ -136,10 +137,10 @@ class RemoteSessionImpl final : public RemoteSession {
     if (finished_) return FinishedError();
     if (pending_ > 0) {
       return absl::FailedPreconditionError(
-          absl::StrCat("tensor \"", current_, "\" still misses ", pending_, " bytes; finish it before \"", info.name, "\""));
+          absl::StrCat("tensor ", Quote(current_), " still misses ", pending_, " bytes; finish it before ", Quote(info.name), ""));
     }
     absl::StatusOr<int64_t> n = NumElements(info.shape, DTypeSize(info.dtype));
-    if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat("tensor \"", info.name, "\": ", n.status().message()));
+    if (!n.ok()) return absl::InvalidArgumentError(absl::StrCat("tensor ", Quote(info.name), ": ", n.status().message()));
     const uint64_t bytes = static_cast<uint64_t>(*n) * DTypeSize(info.dtype);
     v1::ConvertRequest req;
     *req.mutable_header() = wire::MakeHeader(info, bytes, crc);
@@ -151,7 +152,7 @@ class RemoteSessionImpl final : public RemoteSession {
   absl::Status SendBytes(const void* data, size_t size) override {
     if (finished_) return FinishedError();
     if (size > pending_) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor \"", current_, "\": ", size,
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", Quote(current_), ": ", size,
                                                      " bytes given but only ", pending_, " remain"));
     }
     const char* p = static_cast<const char*>(data);
@@ -250,7 +251,7 @@ class RemoteSessionImpl final : public RemoteSession {
         break;
       case v1::ConvertResponse::kSummary: {
         if (frames_.in_tensor()) {
-          return absl::DataLossError(absl::StrCat("server ended output \"", frames_.header().info.name, "\" early"));
+          return absl::DataLossError(absl::StrCat("server ended output ", Quote(frames_.header().info.name), " early"));
         }
         const v1::StreamSummary& s = msg->summary();
         summary_.tensors_in = s.tensors_in();

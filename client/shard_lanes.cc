@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "core/internal/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "core/quote.h"
 
 namespace moe_adapter {
 
@@ -40,7 +41,7 @@ absl::Status ShardLanes::Add(int lane_index, const NamedTensor& t) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!names_.insert(t.name).second) {
-      return absl::InvalidArgumentError(absl::StrCat("output key \"", t.name, "\" written twice"));
+      return absl::InvalidArgumentError(absl::StrCat("output key ", Quote(t.name), " written twice"));
     }
     total_bytes_ += t.tensor.nbytes();
   }

@@ -1,5 +1,6 @@
 #include "absl/strings/str_cat.h"
 #include "moe_adapter/aten.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 namespace {
@@ -19,7 +20,7 @@ constexpr Pair kPairs[] = {
 
 absl::StatusOr<NamedTensor> FromAten(const std::string& name, const at::Tensor& tensor) {
   if (!tensor.device().is_cpu()) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" is not on the CPU"));
+    return absl::InvalidArgumentError(absl::StrCat("tensor ", Quote(name), " is not on the CPU"));
   }
   for (const Pair& p : kPairs) {
     if (p.at != tensor.scalar_type()) continue;
@@ -36,7 +37,7 @@ absl::StatusOr<NamedTensor> FromAten(const std::string& name, const at::Tensor& 
     return out;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("tensor \"", name, "\" has dtype ", c10::toString(tensor.scalar_type()), " with no safetensors name"));
+      absl::StrCat("tensor ", Quote(name), " has dtype ", c10::toString(tensor.scalar_type()), " with no safetensors name"));
 }
 
 absl::StatusOr<at::Tensor> ToAten(const Tensor& tensor) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "core/internal/status_macros.h"
 #include "core/regular_file.h"
+#include "core/json_limits.h"
 #include "core/safetensors_format.h"
 
 namespace moe_adapter {
@@ -93,6 +94,162 @@ absl::Status CheckShardName(const std::string& file, const std::string& key,
   return absl::OkStatus();
 }
 
+// IndexEvents: an index.json's SAX events straight into its weight map and
+// metadata (a DOM of a large index costs tens of times its size).
+//   {"metadata": {key: value, ...}, "weight_map": {tensor: file name, ...}}
+// Other top-level keys are ignored; non-string metadata values are kept as
+// their compact JSON text.
+class IndexEvents final : public JsonEvents {
+ public:
+  explicit IndexEvents(const std::string& index_path) : ip_(index_path) {}
+
+  bool saw_weight_map() const { return saw_weight_map_; }
+  std::map<std::string, std::string>& metadata() { return metadata_; }
+  std::map<std::string, std::string>& weight_map() { return weight_map_; }
+
+  bool null() override { return Scalar(json::value_t::null, [&](JsonEvents& d) { return d.null(); }); }
+  bool boolean(bool v) override {
+    return Scalar(json::value_t::boolean, [&](JsonEvents& d) { return d.boolean(v); });
+  }
+  bool number_integer(int64_t v) override {
+    return Scalar(json::value_t::number_integer, [&](JsonEvents& d) { return d.number_integer(v); });
+  }
+  bool number_unsigned(uint64_t v) override {
+    return Scalar(json::value_t::number_unsigned,
+                  [&](JsonEvents& d) { return d.number_unsigned(v); });
+  }
+  bool number_float(double v, const std::string& literal) override {
+    return Scalar(json::value_t::number_float,
+                  [&](JsonEvents& d) { return d.number_float(v, literal); });
+  }
+  bool string(std::string& v) override {
+    if (skip_ > 0) return true;
+    if (depth_ == 2 && section_ == Section::kMetadata && nested_ == 0) {
+      metadata_[key_] = std::move(v);
+      return true;
+    }
+    if (depth_ == 2 && section_ == Section::kWeightMap) {
+      absl::Status s = CheckShardName(v, key_, ip_);
+      if (!s.ok()) return Fail(std::move(s));
+      weight_map_.emplace(std::move(key_), std::move(v));
+      return true;
+    }
+    return Scalar(json::value_t::string, [&](JsonEvents& d) { return d.string(v); });
+  }
+  bool start_object() override { return Open(json::value_t::object); }
+  bool key(std::string& k) override {
+    if (skip_ > 0) return true;
+    if (nested_ > 0) return dom_.key(k);
+    if (depth_ == 1) {
+      section_ = k == "metadata"     ? Section::kMetadata
+                 : k == "weight_map" ? Section::kWeightMap
+                                     : Section::kOther;
+    } else {
+      key_ = std::move(k);
+    }
+    return true;
+  }
+  bool end_object() override { return Close([&] { return dom_.end_object(); }); }
+  bool start_array() override { return Open(json::value_t::array); }
+  bool end_array() override { return Close([&] { return dom_.end_array(); }); }
+
+ private:
+  enum class Section { kMetadata, kWeightMap, kOther };
+
+  template <typename Deliver>
+  bool Scalar(json::value_t type, Deliver deliver) {
+    if (skip_ > 0) return true;
+    if (depth_ == 0) return Fail(NotAnObject(type));
+    if (depth_ == 1) return TopLevelValue(type);
+    if (section_ == Section::kMetadata) {  // a metadata value, or part of one
+      deliver(dom_);
+      if (nested_ == 0) KeepMetadataValue();
+      return true;
+    }
+    return Fail(NotAFileName(type));
+  }
+
+  bool Open(json::value_t type) {
+    if (skip_ > 0) {
+      ++skip_;
+      return true;
+    }
+    if (nested_ > 0 || (depth_ == 2 && section_ == Section::kMetadata)) {
+      ++nested_;
+      return type == json::value_t::object ? dom_.start_object() : dom_.start_array();
+    }
+    if (depth_ == 0) {
+      if (type != json::value_t::object) return Fail(NotAnObject(type));
+    } else if (depth_ == 1) {
+      if (type != json::value_t::object || section_ == Section::kOther) {
+        if (!TopLevelValue(type)) return false;
+        skip_ = 1;
+        return true;
+      }
+      if (section_ == Section::kWeightMap) saw_weight_map_ = true;
+    } else {  // a weight_map value
+      return Fail(NotAFileName(type));
+    }
+    ++depth_;
+    return true;
+  }
+
+  template <typename Deliver>
+  bool Close(Deliver deliver) {
+    if (skip_ > 0) {
+      --skip_;
+      return true;
+    }
+    if (nested_ > 0) {
+      deliver();
+      if (--nested_ == 0) KeepMetadataValue();
+      return true;
+    }
+    --depth_;
+    return true;
+  }
+
+  // A top-level value that is not an object: an error for the two known keys.
+  bool TopLevelValue(json::value_t type) {
+    if (section_ == Section::kMetadata && type != json::value_t::null) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          ip_, ": \"metadata\" must be an object, found ", JsonTypeName(type))));
+    }
+    if (section_ == Section::kWeightMap) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat(ip_, ": \"weight_map\" must be an object of key -> file name, found ",
+                       JsonTypeName(type))));
+    }
+    return true;
+  }
+
+  void KeepMetadataValue() {
+    metadata_[key_] = dom_.value().dump();  // bounded: the value is at most kMaxJsonDepth deep
+    dom_ = JsonDomBuilder();
+  }
+
+  absl::Status NotAnObject(json::value_t type) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ip_, ": must be a JSON object, found ", JsonTypeName(type)));
+  }
+  absl::Status NotAFileName(json::value_t type) const {
+    return absl::InvalidArgumentError(absl::StrCat(ip_, ": \"weight_map\" entry ", Quote(key_),
+                                                   " must be a file name string, found ",
+                                                   JsonTypeName(type)));
+  }
+
+  const std::string& ip_;
+  int depth_ = 0;   // containers open outside metadata values and skipped values
+  int skip_ = 0;    // > 0 inside an ignored value
+  int nested_ = 0;  // containers open inside a metadata value (built by dom_)
+  Section section_ = Section::kOther;
+  std::string key_;  // the metadata or weight_map key whose value comes next
+  bool saw_weight_map_ = false;
+  JsonDomBuilder dom_;
+  std::map<std::string, std::string> metadata_;
+  std::map<std::string, std::string> weight_map_;
+};
+
 }  // namespace
 
 absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::string& path) {
@@ -146,39 +303,16 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
       ckpt.index_path_ = JoinPath(path, index_name);
       const std::string& ip = ckpt.index_path_;
       ASSIGN_OR_RETURN(std::string text, ReadSmallFile(ip, safetensors::kMaxIndexBytes));
-      ASSIGN_OR_RETURN(json root, safetensors::ParseJsonNoDuplicates(text, ip));
-      if (!root.is_object()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(ip, ": must be a JSON object, found ", safetensors::JsonTypeName(root)));
+      IndexEvents events(ip);
+      RETURN_IF_ERROR(ParseJsonEvents(text, ip, safetensors::kMaxIndexBytes, &events));
+      if (!events.saw_weight_map()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            ip, ": \"weight_map\" must be an object of key -> file name, found nothing"));
       }
-      auto meta = root.find("metadata");
-      if (meta != root.end() && !meta->is_null()) {
-        if (!meta->is_object()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              ip, ": \"metadata\" must be an object, found ", safetensors::JsonTypeName(*meta)));
-        }
-        for (auto it = meta->begin(); it != meta->end(); ++it) {
-          ckpt.index_metadata_[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
-        }
-      }
-      auto wm = root.find("weight_map");
-      if (wm == root.end() || !wm->is_object()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(ip, ": \"weight_map\" must be an object of key -> file name, found ",
-                         wm == root.end() ? "nothing" : safetensors::JsonTypeName(*wm)));
-      }
+      ckpt.index_metadata_ = std::move(events.metadata());
+      weight_map = std::move(events.weight_map());
       std::set<std::string> names_in_index;
-      for (auto it = wm->begin(); it != wm->end(); ++it) {
-        if (!it->is_string()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(ip, ": \"weight_map\" entry ", Quote(it.key()),
-                           " must be a file name string, found ", safetensors::JsonTypeName(*it)));
-        }
-        std::string file = it->get<std::string>();
-        RETURN_IF_ERROR(CheckShardName(file, it.key(), ip));
-        names_in_index.insert(file);
-        weight_map.emplace(it.key(), std::move(file));
-      }
+      for (const auto& [key, file] : weight_map) names_in_index.insert(file);
       for (const std::string& name : names_in_index) {
         const std::string full = JoinPath(path, name);
         struct stat fst;
@@ -201,9 +335,9 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
 
   // Headers only: each mapping is dropped before the next shard is opened.
   for (const std::string& file : files) {
-    ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> f, SafetensorsFile::Open(file));
+    ASSIGN_OR_RETURN(SafetensorsHeader header, SafetensorsFile::ReadHeader(file));
     const size_t shard = ckpt.shards_.size();
-    for (const TensorInfo& info : f->tensors()) {
+    for (const TensorInfo& info : header.tensors) {
       auto [it, inserted] = ckpt.shard_of_.emplace(info.name, shard);
       if (!inserted) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -211,7 +345,7 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::str
             ckpt.shards_[it->second].path, " and ", file, " (expected each key once)"));
       }
     }
-    ckpt.shards_.push_back(Shard{file, f->tensors()});
+    ckpt.shards_.push_back(Shard{file, std::move(header.tensors)});
   }
   if (ckpt.index_path_.empty()) return ckpt;
 

@@ -7,6 +7,8 @@
 #include "core/checked_math.h"
 #include "core/internal/status_macros.h"
 #include "core/safetensors_format.h"
+#include "core/json_limits.h"
+#include "core/quote.h"
 #include "nlohmann/json.hpp"
 #include "re2/re2.h"
 
@@ -22,7 +24,7 @@ absl::StatusOr<std::optional<int64_t>> IntField(const json& j, const char* name)
   if (it == j.end() || it->is_null()) return std::optional<int64_t>();
   if (!it->is_number_integer() || it->get<int64_t>() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "config.json: field \"", name, "\" must be a non-negative integer, got ", it->dump()));
+        "config.json: field \"", name, "\" must be a non-negative integer, got ", DescribeJson(*it)));
   }
   return std::optional<int64_t>(it->get<int64_t>());
 }
@@ -52,9 +54,7 @@ bool Geometry::IsMoeLayer(int64_t l) const {
 }
 
 absl::StatusOr<Geometry> ParseHfConfig(absl::string_view config_json) {
-  json root = json::parse(config_json.begin(), config_json.end(), nullptr,
-                          /*allow_exceptions=*/false);
-  if (root.is_discarded()) return absl::InvalidArgumentError("config.json: not valid JSON");
+  ASSIGN_OR_RETURN(json root, ParseJson(config_json, "config.json", kMaxConfigJsonBytes));
   if (!root.is_object()) return absl::InvalidArgumentError("config.json: not a JSON object");
   const json* cfg = &root;
   auto tc = root.find("text_config");
@@ -76,12 +76,12 @@ absl::StatusOr<Geometry> ParseHfConfig(absl::string_view config_json) {
   if (mo != cfg->end() && !mo->is_null()) {
     if (!mo->is_array()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "config.json: \"mlp_only_layers\" must be a list of integers, got ", mo->dump()));
+          "config.json: \"mlp_only_layers\" must be a list of integers, got ", DescribeJson(*mo)));
     }
     for (const json& v : *mo) {
       if (!v.is_number_integer()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "config.json: \"mlp_only_layers\" must hold integers, got ", v.dump()));
+            "config.json: \"mlp_only_layers\" must hold integers, got ", DescribeJson(v)));
       }
       g.mlp_only_layers.push_back(v.get<int64_t>());
     }
@@ -102,8 +102,8 @@ absl::StatusOr<LoraLayout> ParseLoraLayout(absl::string_view name) {
   if (name == "peft-v0.19") return LoraLayout::kPeftV019;
   if (name == "peft-v0.18") return LoraLayout::kPeftV018;
   if (name == "per-expert") return LoraLayout::kPerExpert;
-  return absl::InvalidArgumentError(absl::StrCat("unknown LoRA layout \"", name.substr(0, 64),
-                                                 "\": expected peft-v0.19, peft-v0.18 or per-expert"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown LoRA layout ", Quote(name),
+                                                 ": expected peft-v0.19, peft-v0.18 or per-expert"));
 }
 
 absl::string_view LoraLayoutName(LoraLayout layout) {
@@ -164,15 +164,17 @@ absl::Status ValidateOptions(const ConvertOptions& o) {
     RE2 re(o.exclude_key_regex, ro);
     if (!re.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("exclude_key_regex ", safetensors::Quote(o.exclude_key_regex),
+          absl::StrCat("exclude_key_regex ", Quote(o.exclude_key_regex),
                        " does not compile (RE2 syntax, no backreferences or lookaround): ",
-                       safetensors::Quote(re.error())));
+                       Printable(re.error())));
     }
   }
   if (!o.adapter_config_json.empty()) {
-    json j = json::parse(o.adapter_config_json, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
-      return absl::InvalidArgumentError("adapter_config.json: not a JSON object");
+    ASSIGN_OR_RETURN(json j,
+                     ParseJson(o.adapter_config_json, "adapter_config.json", kMaxConfigJsonBytes));
+    if (!j.is_object()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("adapter_config.json: not a JSON object, found ", JsonTypeName(j)));
     }
   }
   return absl::OkStatus();

@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/accelerator.h"
+#include "core/quote.h"
 #include "moe_adapter/device.h"
 
 #ifdef MOE_ADAPTER_HAVE_CUDA
@@ -86,7 +87,7 @@ absl::StatusOr<Device> OpenDevice(absl::string_view spec) {
     if (!absl::StartsWith(spec, "cuda") ||
         (spec.size() > 4 && (spec[4] != ':' || !absl::SimpleAtoi(spec.substr(5), &index) || index < 0))) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown device \"", spec, "\": expected cpu, cuda, cuda:N or auto"));
+          absl::StrCat("unknown device ", Quote(spec), ": expected cpu, cuda, cuda:N or auto"));
     }
   }
 #ifdef MOE_ADAPTER_HAVE_CUDA

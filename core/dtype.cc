@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 namespace {
@@ -41,10 +42,9 @@ absl::StatusOr<DType> ParseDType(absl::string_view name) {
   for (const DTypeRow& row : kDTypes) {
     if (row.name == name) return row.dtype;
   }
-  std::string shown(name.substr(0, 64));
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown dtype \"", shown,
-                   "\" (expected a safetensors dtype such as F32, BF16, F16, I64, U8, F8_E4M3)"));
+      absl::StrCat("unknown dtype ", Quote(name),
+                   " (expected a safetensors dtype such as F32, BF16, F16, I64, U8, F8_E4M3)"));
 }
 
 absl::StatusOr<DType> ParseTorchDType(absl::string_view name) {
@@ -55,7 +55,7 @@ absl::StatusOr<DType> ParseTorchDType(absl::string_view name) {
   if (v == "float16" || v == "fp16" || v == "half" || v == "f16") return DType::kF16;
   if (v == "float32" || v == "fp32" || v == "float" || v == "f32") return DType::kF32;
   return absl::InvalidArgumentError(absl::StrCat(
-      "unsupported dtype \"", name.substr(0, 64), "\": expected bfloat16, float16 or float32"));
+      "unsupported dtype ", Quote(name), ": expected bfloat16, float16 or float32"));
 }
 
 absl::string_view DTypeName(DType dtype) { return Row(dtype).name; }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/safetensors_format.h"
 #include "re2/re2.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/permute.h"
 #include "core/safetensors_format.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 

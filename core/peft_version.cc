@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/json_limits.h"
+#include "core/quote.h"
 #include "nlohmann/json.hpp"
 
 namespace moe_adapter {
@@ -31,23 +33,27 @@ std::optional<std::array<int, 3>> ParsePeftVersion(absl::string_view version) {
 
 absl::StatusOr<std::optional<LoraLayout>> LayoutFromAdapterConfig(absl::string_view config_json,
                                                                    std::string* source) {
-  nlohmann::json j = nlohmann::json::parse(config_json.begin(), config_json.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError("adapter_config.json: not a JSON object");
+  absl::StatusOr<nlohmann::json> parsed =
+      ParseJson(config_json, "adapter_config.json", kMaxConfigJsonBytes);
+  if (!parsed.ok()) return parsed.status();
+  const nlohmann::json& j = *parsed;
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("adapter_config.json: not a JSON object, found ", JsonTypeName(j)));
   }
   auto it = j.find("peft_version");
   if (it == j.end() || it->is_null()) return std::optional<LoraLayout>();
   if (!it->is_string()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("adapter_config.json: peft_version must be a string, got ", it->dump()));
+        absl::StrCat("adapter_config.json: peft_version must be a string, got ", DescribeJson(*it)));
   }
   const std::string text = it->get<std::string>();
   std::optional<std::array<int, 3>> v = ParsePeftVersion(text);
   if (!v) {
     return absl::InvalidArgumentError(
-        absl::StrCat("adapter_config.json: peft_version \"", text, "\" is not a version"));
+        absl::StrCat("adapter_config.json: peft_version ", Quote(text), " is not a version"));
   }
-  *source = absl::StrCat("adapter_config.json peft_version ", text);
+  *source = absl::StrCat("adapter_config.json peft_version ", Printable(text));
   if (*v >= std::array<int, 3>{0, 19, 1}) return std::optional<LoraLayout>(LoraLayout::kPeftV019);
   if (*v < std::array<int, 3>{0, 19, 0}) return std::optional<LoraLayout>(LoraLayout::kPeftV018);
   return std::optional<LoraLayout>();  // 0.19.0: decided by the shapes

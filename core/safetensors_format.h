@@ -1,8 +1,7 @@
 // File: core/safetensors_format.h
 //
 // The safetensors on-disk format, as constants and limits shared by the reader
-// and the writers, plus two helpers both need (errno -> Status, and a JSON
-// parse that refuses duplicate keys).
+// and the writers, plus the errno -> Status helper both need.
 //
 // Layout of a file:
 //   [8 bytes]  N, the header length, unsigned little-endian
@@ -19,12 +18,12 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 namespace safetensors {
@@ -64,20 +63,9 @@ inline constexpr uint64_t kMaxIndexBytes = 100'000'000;
 // to (ENOENT -> kNotFound, EACCES -> kPermissionDenied, ...).
 absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path);
 
-// ParseJsonNoDuplicates(): parses `text` as one JSON value. JSON objects with
-// a key given twice are refused (kInvalidArgument) at any depth, since
-// nlohmann silently keeps one of them and which one is the writer's accident.
-// `source` (a path) starts every error message. Never throws.
-absl::StatusOr<nlohmann::json> ParseJsonNoDuplicates(absl::string_view text,
-                                                     absl::string_view source);
-
-// Quote(): `s` in double quotes for an error message; names in a hostile
-// header can be megabytes long, so at most 200 bytes of it (cut on a UTF-8
-// character boundary) and "..." are kept.
-std::string Quote(absl::string_view s);
-
-// JsonTypeName(): "an object", "an array", "a string", ... for error messages.
-const char* JsonTypeName(const nlohmann::json& value);
+// Names in a hostile header can be megabytes long: messages quote them with
+// the project's one Quote() (core/quote.h).
+using ::moe_adapter::Quote;
 
 }  // namespace safetensors
 }  // namespace moe_adapter

@@ -31,6 +31,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "moe_adapter/tensor.h"
@@ -46,10 +48,37 @@ struct SafetensorsHeader {
   std::map<std::string, std::string> metadata;
 };
 
+namespace safetensors_internal {
+
+// TensorsByName: hash and equality that let a flat_hash_set<size_t> of
+// positions in a vector of TensorInfo be looked up by name, so a name index
+// costs a few bytes per tensor instead of a second copy of every name.
+struct TensorsByName {
+  using is_transparent = void;
+  const std::vector<TensorInfo>* tensors = nullptr;
+  absl::string_view Name(size_t i) const { return (*tensors)[i].name; }
+  static absl::string_view Name(absl::string_view s) { return s; }
+  template <typename K>
+  size_t operator()(const K& k) const {
+    return absl::Hash<absl::string_view>()(Name(k));
+  }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return Name(a) == Name(b);
+  }
+};
+using TensorNameIndex = absl::flat_hash_set<size_t, TensorsByName, TensorsByName>;
+
+}  // namespace safetensors_internal
+
 // ParseSafetensorsHeader(): validates the JSON header `json` of a file whose
 // data section holds `data_size` bytes. The tensors, sorted by offset, must
 // tile [0, data_size) exactly. kInvalidArgument for any defect, with a message
 // starting with `source` (the file path) and naming the key.
+// The JSON is streamed (core/json_limits.h: nesting <= 64, no duplicate keys)
+// straight into the result, so memory stays a small multiple of the header
+// (about 3x) instead of a DOM's tens of times; with several defects, the
+// first one in the file is reported.
 absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view json, uint64_t data_size,
                                                          absl::string_view source);
 
@@ -59,6 +88,10 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   // Open(): maps `path` read-only. kNotFound when it does not exist,
   // kInvalidArgument for a malformed file, other errno errors as their codes.
   static absl::StatusOr<std::shared_ptr<SafetensorsFile>> Open(const std::string& path);
+
+  // ReadHeader(): Open()'s checks, keeping only the header (the mapping is
+  // dropped): what a reader of many shards' headers needs.
+  static absl::StatusOr<SafetensorsHeader> ReadHeader(const std::string& path);
 
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -75,7 +108,7 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
 
   // IndexOf(): position of `name` in tensors(), kNotFound when absent.
   absl::StatusOr<size_t> IndexOf(absl::string_view name) const;
-  bool Contains(absl::string_view name) const { return index_.contains(name); }
+  bool Contains(absl::string_view name) const { return index_.find(name) != index_.end(); }
 
   // Get(): the tensor named `name` (kNotFound when absent), a view of the mapping.
   absl::StatusOr<NamedTensor> Get(absl::string_view name) const;
@@ -109,7 +142,7 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   size_t size_ = 0;
   uint64_t header_size_ = 0;
   SafetensorsHeader header_;
-  absl::flat_hash_map<std::string, size_t> index_;
+  safetensors_internal::TensorNameIndex index_;  // positions in header_.tensors
 };
 
 }  // namespace moe_adapter

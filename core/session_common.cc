@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "core/safetensors_format.h"
 #include "re2/re2.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 

@@ -15,6 +15,7 @@
 #include "core/session_common.h"
 #include "core/transpose.h"
 #include "moe_adapter/converter.h"
+#include "core/quote.h"
 
 namespace moe_adapter {
 
