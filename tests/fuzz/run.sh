@@ -39,10 +39,11 @@ start=$(date +%s)
 echo "== fuzz: building the harnesses ($cxx, $build)"
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+mkdir -p "$build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only" \
-  -DCMAKE_CXX_COMPILER="$cxx" "${launcher[@]}" -DMOE_ADAPTER_FUZZ=ON >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log"; exit 1; }
+  -DCMAKE_CXX_COMPILER="$cxx" "${launcher[@]}" -DMOE_ADAPTER_FUZZ=ON >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log"; exit 1; }
 cmake --build "$build" -j "$(nproc)" --target moe_fuzz_all
 built=$(date +%s)
 
@@ -82,14 +83,33 @@ run_one() {
   export ASAN_OPTIONS=${ASAN_OPTIONS:-}:abort_on_error=0:detect_leaks=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-  # 1. Every committed input once, as files: a crash names its input.
-  local inputs=("$corpus"/*)
-  local n=${#inputs[@]}
-  if ! "$bin" "${flags[@]}" "${inputs[@]}" >"$work/replay.log" 2>&1; then
-    local bad
-    bad=$(grep -o 'Running: .*' "$work/replay.log" | tail -1 | sed 's/^Running: //')
-    echo "FAIL committed input ${bad#"$root"/} fails (log: ${work#"$root"/}/replay.log)" >"$work/result"
-    echo "  reproduce: $build/tests/fuzz/${h}_fuzz ${bad#"$root"/}" >>"$work/result"
+  # 1. Every committed input once, as files. Seeds go in one process;
+  # regression inputs one process each, so that every one still failing is named.
+  local seeds=() regressions=() f
+  for f in "$corpus"/*; do
+    case "$(basename "$f")" in
+      crash-* | timeout-* | oom-* | leak-*) regressions+=("$f") ;;
+      *) seeds+=("$f") ;;
+    esac
+  done
+  local n=$((${#seeds[@]} + ${#regressions[@]}))
+  local failures=()
+  if [ ${#seeds[@]} -gt 0 ] && ! "$bin" "${flags[@]}" "${seeds[@]}" >"$work/replay-seeds.log" 2>&1; then
+    f=$(grep -o 'Running: .*' "$work/replay-seeds.log" | tail -1 | sed 's/^Running: //')
+    failures+=("${f#"$root"/} $work/replay-seeds.log")
+  fi
+  for f in "${regressions[@]}"; do
+    if ! "$bin" "${flags[@]}" "$f" >"$work/replay-$(basename "$f").log" 2>&1; then
+      failures+=("${f#"$root"/} $work/replay-$(basename "$f").log")
+    fi
+  done
+  if [ ${#failures[@]} -gt 0 ]; then
+    echo "FAIL ${#failures[@]} of $n committed inputs fail (not fuzzed further)" >"$work/result"
+    local line
+    for line in "${failures[@]}"; do
+      echo "  reproduce: $build/tests/fuzz/${h}_fuzz ${line%% *}" >>"$work/result"
+      echo "  log: ${line#* }" >>"$work/result"
+    done
     return
   fi
   if [ "${FUZZ_REPLAY_ONLY:-0}" = 1 ]; then
@@ -112,10 +132,12 @@ run_one() {
     found+=("$corpus_root/$h/$(basename "$a")")
   done
   if [ $rc -ne 0 ] || [ ${#found[@]} -gt 0 ]; then
-    echo "FAIL exit $rc after $n committed inputs; $stats (log: ${work#"$root"/}/fuzz.log)" >"$work/result"
+    echo "FAIL exit $rc after $n committed inputs; $stats" >"$work/result"
     for a in "${found[@]}"; do
-      echo "  new regression input $a; reproduce: $build/tests/fuzz/${h}_fuzz $a" >>"$work/result"
+      echo "  new regression input $a" >>"$work/result"
+      echo "  reproduce: $build/tests/fuzz/${h}_fuzz $a" >>"$work/result"
     done
+    echo "  log: $work/fuzz.log" >>"$work/result"
     return
   fi
   echo "ok $n committed inputs, ${seconds}s: $stats" >"$work/result"
@@ -133,6 +155,16 @@ for h in "${harnesses[@]}"; do
 done
 wait || true
 
+# excerpt LOG: the sanitizer's report up to its SUMMARY, without the
+# sanitizer's, libFuzzer's and the standard library's own frames; a recursion
+# is folded into one line with its count.
+excerpt() {
+  awk '/==ERROR|runtime error|invariant failed|ERROR: libFuzzer/ {on = 1} on {print} /^SUMMARY/ {exit}' "$1" |
+    grep -vE '__sanitizer|__asan|fuzzer::|/c\+\+/[0-9]+/|libc[.-]|sysdeps|csu/' |
+    sed -E 's/^ +#[0-9]+ 0x[0-9a-f]+ in /    /; s/ \(BuildId: [0-9a-f]+\)//' | cut -c1-200 | uniq -c |
+    sed -E 's/^ +1 //; s/^ +([0-9]+) (.*)$/\2   [x\1]/' | head -20
+}
+
 failed=0
 echo "== fuzz summary (build $((built - start)) s, total $(($(date +%s) - start)) s)"
 for h in "${harnesses[@]}"; do
@@ -144,20 +176,21 @@ for h in "${harnesses[@]}"; do
   fi
   first=$(head -1 "$result")
   status=${first%% *}
-  printf '%-5s %-16s %s\n' "$( [ "$status" = ok ] && echo ok || echo FAIL)" "$h" "${first#* }"
-  tail -n +2 "$result"
-  if [ "$status" != ok ]; then
-    failed=1
-    log=$(grep -o 'log: [^)]*' "$result" | head -1 | sed 's/^log: //')
-    if [ -n "$log" ] && [ -f "$log" ]; then
-      echo "---- $h: the sanitizer's report ($log)"
-      grep -m1 -A40 -E '==ERROR|runtime error|invariant failed|ERROR: libFuzzer' "$log" || tail -40 "$log"
-      echo "----"
+  printf '%-5s %-16s %s\n' "$([ "$status" = ok ] && echo ok || echo FAIL)" "$h" "${first#* }"
+  [ "$status" = ok ] && continue
+  failed=1
+  tail -n +2 "$result" | while read -r key value; do
+    if [ "$key" = log: ]; then
+      echo "  log: ${value#"$root"/}"
+      excerpt "$value" | sed 's/^/  | /'
+    else
+      echo "  $key $value"
     fi
-  fi
+  done
 done
 if [ "$failed" != 0 ]; then
-  echo "== fuzz: FAILED (commit the new regression inputs listed above with the fix)"
+  echo "== fuzz: FAILED. A new crash-/timeout-/oom-/leak- file in tests/fuzz/corpus/ is a regression"
+  echo "   input: commit it with the fix. One that is already committed still fails."
   exit 1
 fi
 echo "== fuzz: no crash"
