@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/status/status.h"
+
 namespace moe_adapter {
 namespace fuzz {
 
@@ -28,6 +30,15 @@ namespace fuzz {
 // in a message is quoted truncated (at most 200 characters, then "..."), so
 // a valid message stays far below this.
 inline constexpr size_t kMaxStatusMessageBytes = 8 << 10;
+
+// CheckStatusMessageFits(): aborts (so the input is kept) on a status
+// message over kMaxStatusMessageBytes, showing how it starts.
+inline void CheckStatusMessageFits(const absl::Status& s) {
+  if (s.message().size() <= kMaxStatusMessageBytes) return;
+  std::fprintf(stderr, "status message of %zu bytes exceeds %zu (untrusted text echoed whole?): %.300s...\n",
+               s.message().size(), kMaxStatusMessageBytes, std::string(s.message()).c_str());
+  std::abort();
+}
 
 inline uint64_t LoadLe64(const uint8_t* p) {
   uint64_t v = 0;

@@ -159,7 +159,7 @@ wait || true
 # sanitizer's, libFuzzer's and the standard library's own frames; a recursion
 # is folded into one line with its count.
 excerpt() {
-  awk '/==ERROR|runtime error|invariant failed|ERROR: libFuzzer/ {on = 1} on {print} /^SUMMARY/ {exit}' "$1" |
+  awk '/==ERROR|runtime error|invariant failed|exceeds [0-9]+ \(untrusted|ERROR: libFuzzer/ {on = 1} on {print} /^SUMMARY/ {exit}' "$1" |
     grep -vE '__sanitizer|__asan|fuzzer::|/c\+\+/[0-9]+/|libc[.-]|sysdeps|csu/' |
     sed -E 's/^ +#[0-9]+ 0x[0-9a-f]+ in /    /; s/ \(BuildId: [0-9a-f]+\)//' | cut -c1-200 | uniq -c |
     sed -E 's/^ +1 //; s/^ +([0-9]+) (.*)$/\2   [x\1]/' | head -20

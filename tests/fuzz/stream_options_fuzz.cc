@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!cfg.ok()) {
     FUZZ_CHECK(cfg.status().code() == absl::StatusCode::kInvalidArgument);
     FUZZ_CHECK(absl::StartsWith(cfg.status().message(), "options: "));
-    FUZZ_CHECK(cfg.status().message().size() <= fuzz::kMaxStatusMessageBytes);
+    fuzz::CheckStatusMessageFits(cfg.status());
     return 0;
   }
   FUZZ_CHECK(cfg->chunk_bytes > 0 && cfg->chunk_bytes <= kMaxChunk);

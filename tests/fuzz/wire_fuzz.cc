@@ -42,7 +42,7 @@ constexpr uint64_t kMaxBuffered = 1 << 20;
 void CheckError(const absl::Status& s) {
   FUZZ_CHECK(!s.ok());
 #if !MOE_FUZZ_RESPONSE
-  FUZZ_CHECK(s.message().size() <= fuzz::kMaxStatusMessageBytes);
+  fuzz::CheckStatusMessageFits(s);
 #endif
 }
 
