@@ -25,6 +25,7 @@ jobs=${FUZZ_JOBS:-$(nproc)}
 timeout=${FUZZ_TIMEOUT:-30}
 cxx=${FUZZ_CXX:-clang++-14}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
+case "$build" in /*) ;; *) build=$root/$build ;; esac
 corpus_root=tests/fuzz/corpus
 # 1 MiB: the deep-JSON stack overflow of issue 10 needs ~200 KB of input.
 max_len=1048576
@@ -36,7 +37,7 @@ if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && [ -x /usr/lib/llvm-14/bin/llvm-symboliz
 fi
 
 start=$(date +%s)
-echo "== fuzz: building the harnesses ($cxx, $build)"
+echo "== fuzz: building the harnesses ($cxx, ${build#"$root"/})"
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 mkdir -p "$build"
@@ -66,9 +67,9 @@ dict_for() {
 # run_one HARNESS: writes $work/result ("ok ..." or "FAIL ...") and logs.
 run_one() {
   local h=$1
-  local bin=$root/$build/tests/fuzz/${h}_fuzz
+  local bin=$build/tests/fuzz/${h}_fuzz
   local corpus=$root/$corpus_root/$h
-  local work=$root/$build/fuzz-work/$h
+  local work=$build/fuzz-work/$h
   rm -rf "$work"
   mkdir -p "$work/corpus" "$work/artifacts"
   if [ ! -x "$bin" ] || [ ! -d "$corpus" ]; then
@@ -107,7 +108,7 @@ run_one() {
     echo "FAIL ${#failures[@]} of $n committed inputs fail (not fuzzed further)" >"$work/result"
     local line
     for line in "${failures[@]}"; do
-      echo "  reproduce: $build/tests/fuzz/${h}_fuzz ${line%% *}" >>"$work/result"
+      echo "  reproduce: ${bin#"$root"/} ${line%% *}" >>"$work/result"
       echo "  log: ${line#* }" >>"$work/result"
     done
     return
@@ -135,7 +136,7 @@ run_one() {
     echo "FAIL exit $rc after $n committed inputs; $stats" >"$work/result"
     for a in "${found[@]}"; do
       echo "  new regression input $a" >>"$work/result"
-      echo "  reproduce: $build/tests/fuzz/${h}_fuzz $a" >>"$work/result"
+      echo "  reproduce: ${bin#"$root"/} $a" >>"$work/result"
     done
     echo "  log: $work/fuzz.log" >>"$work/result"
     return
