@@ -11,6 +11,7 @@
 // header, so the pragma has to precede it.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -662,7 +663,11 @@ TransposeIsa DetectTransposeIsa() {
       return TransposeIsa::kAvx512;
     }
     // Every AVX2 CPU shipped has F16C, but the OS-visible bit is what counts.
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    // CPUID.1:ECX.F16C read directly: clang before 15 has no "f16c" for
+    // __builtin_cpu_supports, and the fuzz build (tests/fuzz) uses clang 14.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+    if (__builtin_cpu_supports("avx2") && f16c) {
       return TransposeIsa::kAvx2;
     }
     return TransposeIsa::kScalar;

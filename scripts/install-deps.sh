@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The single place that installs system packages (Debian 12). Run as root.
 # Everything the build, the tests and CI's checks need comes from here.
+# clang-14, libclang-rt-14-dev (libFuzzer, sanitizer runtimes) and llvm-14
+# (llvm-symbolizer, for readable reports) build and run tests/fuzz.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
@@ -13,4 +15,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev \
   prometheus docker-compose \
   python3-grpcio python3-protobuf python3-numpy python3-pytest python3-crc32c openssl \
+  clang-14 libclang-rt-14-dev llvm-14 \
   >/dev/null

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs system packages, builds (Release),
 # runs ctest, then builds and runs the unit tests again under AddressSanitizer
-# + UndefinedBehaviorSanitizer. Exits non-zero if anything fails.
+# + UndefinedBehaviorSanitizer, then fuzzes the parsers (tests/fuzz/run.sh,
+# when clang++-14 is installed). Exits non-zero if anything fails.
 #   scripts/test.sh            # everything
 #   SKIP_DEPS=1 scripts/test.sh  # packages already installed
 #   SKIP_ASAN=1 scripts/test.sh  # only the Release run
+#   SKIP_FUZZ=1 scripts/test.sh  # no fuzzing stage (tests/fuzz/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
@@ -28,6 +30,14 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 900 -L unit
+fi
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  if command -v clang++-14 >/dev/null; then
+    echo "== libFuzzer harnesses (tests/fuzz): committed inputs, then 60 s each"
+    bash tests/fuzz/run.sh
+  else
+    echo "== fuzzing skipped: clang++-14 not found (scripts/install-deps.sh installs it)"
+  fi
 fi
 echo "== deployment files (offline validation)"
 bash scripts/validate-deploy.sh
