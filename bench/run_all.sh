@@ -54,9 +54,6 @@ python3 bench/report.py footer
 if [ "${SCALING:-1}" != 0 ]; then
   "$build/bench/convert_bench" --benchmark_filter='^BM_Scaling/' \
     --benchmark_repetitions=2 --benchmark_format=json >"$work/scaling.json" 2>/dev/null
-  python3 bench/report.py scaling "$work/scaling.json"
-filter='^BM_Scaling/' \
-    --benchmark_repetitions=2 --benchmark_format=json >"$work/scaling.json" 2>/dev/null
   "$build/bench/convert_bench" --benchmark_filter='^BM_Scaling/128/4096/[02]/' \
     --benchmark_repetitions=2 --benchmark_format=json >"$work/scaling-default.json" 2>/dev/null
   python3 bench/report.py scaling "$work/scaling.json" "$work/scaling-default.json"

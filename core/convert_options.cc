@@ -141,8 +141,12 @@ absl::Status ValidateOptions(const ConvertOptions& o) {
         "geometry: a grouped expert tensor [E=", g.num_experts, ", H=", g.hidden_size, ", 2I=",
         2 * g.moe_intermediate_size, "] of float32 has more bytes than int64 can count"));
   }
-  if (g.num_hidden_layers && (*g.num_hidden_layers < 0 || *g.num_hidden_layers > kMaxDim)) {
-    return absl::InvalidArgumentError(absl::StrCat("geometry: num_hidden_layers must be in [0, ", kMaxDim,
+  // Layer plans are walked layer by layer (coverage checks, messages): real
+  // models have at most a few hundred layers, and 2^16 keeps a walk that a
+  // client asks for short.
+  constexpr int64_t kMaxLayers = int64_t{1} << 16;
+  if (g.num_hidden_layers && (*g.num_hidden_layers < 0 || *g.num_hidden_layers > kMaxLayers)) {
+    return absl::InvalidArgumentError(absl::StrCat("geometry: num_hidden_layers must be in [0, ", kMaxLayers,
                                                    "], got ", *g.num_hidden_layers));
   }
   if (o.ep_size < 1 || o.ep_size > 65536) {

@@ -51,6 +51,11 @@ TEST(CheckedMath, GeometryWhoseGroupedBytesOverflowIsRefused) {
   ConvertOptions layers = Geom(2, 4, 4);
   layers.geometry.num_hidden_layers = int64_t{1} << 62;
   EXPECT_THAT(ValidateOptions(layers).message(), HasSubstr("num_hidden_layers"));
+  // Layer plans are walked layer by layer: 2^16 layers is the bound.
+  layers.geometry.num_hidden_layers = int64_t{1} << 16;
+  EXPECT_TRUE(ValidateOptions(layers).ok());
+  layers.geometry.num_hidden_layers = (int64_t{1} << 16) + 1;
+  EXPECT_THAT(ValidateOptions(layers).message(), HasSubstr("num_hidden_layers must be in [0, 65536]"));
 }
 
 TEST(CheckedMath, FromHfGroupHoldIsTheRealSize) {
