@@ -20,6 +20,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/buffer_cache.h"
 #include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
@@ -27,6 +28,7 @@
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/unix_socket.h"
 #include "server/worker_pool.h"
 
 #ifndef MOE_ADAPTER_VERSION
@@ -132,13 +134,37 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
 
   EnableGrpcPlugins();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen, *creds, &s->port_);
+  std::vector<int> ports(o.listen.size(), 0);
+  for (size_t i = 0; i < o.listen.size(); ++i) {
+    if (std::optional<std::string> path = UnixSocketPath(o.listen[i])) {
+      if (absl::Status claimed = ClaimUnixSocketPath(*path); !claimed.ok()) return claimed;
+    }
+    builder.AddListeningPort(o.listen[i], *creds, &ports[i]);
+  }
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_receive_message_bytes));
-  s->server_ = builder.BuildAndStart();
-  if (!s->server_ || s->port_ == 0) {
+  {
+    ScopedUmask umask(static_cast<mode_t>(o.unix_socket_mode));  // socket files are bound in BuildAndStart()
+    s->server_ = builder.BuildAndStart();
+  }
+  if (!s->server_ || std::count(ports.begin(), ports.end(), 0) > 0) {
     s->server_.reset();
-    return absl::UnavailableError(absl::StrCat("cannot listen on \"", o.listen, "\" (address in use or invalid?)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen on \"", absl::StrJoin(o.listen, "\", \""),
+                                               "\" (address in use or invalid?)"));
+  }
+  s->ports_ = ports;
+  for (size_t i = 0; i < o.listen.size(); ++i) {
+    std::optional<std::string> path = UnixSocketPath(o.listen[i]);
+    if (!path) {
+      if (s->port_ == 0) s->port_ = ports[i];
+      continue;
+    }
+    absl::StatusOr<BoundUnixSocket> bound = BoundUnixSocket::Adopt(*path, static_cast<mode_t>(o.unix_socket_mode));
+    if (!bound.ok()) {
+      s->Shutdown(absl::ZeroDuration());
+      return bound.status();
+    }
+    s->unix_sockets_.push_back(*std::move(bound));
   }
   // "" (the whole server) and the service's own name, for probes that ask for it.
   s->server_->GetHealthCheckService()->SetServingStatus(true);
@@ -198,6 +224,7 @@ void AdapterServer::Shutdown(absl::Duration grace) {
     while (service_->active_streams() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_->Wait();
+    for (const BoundUnixSocket& socket : unix_sockets_) socket.Remove();
   });
 }
 
@@ -219,11 +246,18 @@ absl::Status RunServer(const ServerOptions& options) {
 
   absl::StatusOr<std::unique_ptr<AdapterServer>> server = AdapterServer::Start(options);
   if (!server.ok()) return server.status();
-  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::string extra;
   if ((*server)->metrics_port() != 0) absl::StrAppend(&extra, " (metrics on port ", (*server)->metrics_port(), ")");
   if (!options.tls_cert.empty()) absl::StrAppend(&extra, options.tls_client_ca.empty() ? " [TLS]" : " [mTLS]");
-  std::fprintf(stderr, "moe-adapter-server: listening on %s:%d%s\n", host.c_str(), (*server)->port(), extra.c_str());
+  // One line per address, in the order given: HOST:PORT (the bound port) or
+  // the unix: address as given.
+  for (size_t i = 0; i < options.listen.size(); ++i) {
+    const std::string& listen = options.listen[i];
+    const std::string addr = UnixSocketPath(listen)
+                                 ? listen
+                                 : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", (*server)->ports()[i]);
+    std::fprintf(stderr, "moe-adapter-server: listening on %s%s\n", addr.c_str(), extra.c_str());
+  }
   std::fflush(stderr);
 
   unsigned char sig = 0;
