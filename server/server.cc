@@ -135,16 +135,19 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   EnableGrpcPlugins();
   grpc::ServerBuilder builder;
   std::vector<int> ports(o.listen.size(), 0);
+  bool any_unix = false;
   for (size_t i = 0; i < o.listen.size(); ++i) {
     if (std::optional<std::string> path = UnixSocketPath(o.listen[i])) {
       if (absl::Status claimed = ClaimUnixSocketPath(*path); !claimed.ok()) return claimed;
+      any_unix = true;
     }
     builder.AddListeningPort(o.listen[i], *creds, &ports[i]);
   }
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_receive_message_bytes));
   {
-    ScopedUmask umask(static_cast<mode_t>(o.unix_socket_mode));  // socket files are bound in BuildAndStart()
+    std::optional<ScopedUmask> umask;  // socket files are bound in BuildAndStart()
+    if (any_unix) umask.emplace(static_cast<mode_t>(o.unix_socket_mode));
     s->server_ = builder.BuildAndStart();
   }
   if (!s->server_ || std::count(ports.begin(), ports.end(), 0) > 0) {
