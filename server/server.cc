@@ -19,6 +19,7 @@
 #include <prometheus/registry.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/buffer_cache.h"
@@ -253,10 +254,10 @@ absl::Status RunServer(const ServerOptions& options) {
   if ((*server)->metrics_port() != 0) absl::StrAppend(&extra, " (metrics on port ", (*server)->metrics_port(), ")");
   if (!options.tls_cert.empty()) absl::StrAppend(&extra, options.tls_client_ca.empty() ? " [TLS]" : " [mTLS]");
   // One line per address, in the order given: HOST:PORT (the bound port) or
-  // the unix: address as given.
+  // the unix: (unix-abstract:) address as given.
   for (size_t i = 0; i < options.listen.size(); ++i) {
     const std::string& listen = options.listen[i];
-    const std::string addr = UnixSocketPath(listen)
+    const std::string addr = absl::StartsWith(listen, "unix")
                                  ? listen
                                  : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", (*server)->ports()[i]);
     std::fprintf(stderr, "moe-adapter-server: listening on %s%s\n", addr.c_str(), extra.c_str());

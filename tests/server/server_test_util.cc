@@ -380,7 +380,7 @@ int ServerProcess::Port() {
 }
 
 bool ServerProcess::Listening() {
-  if (listen_.rfind("unix:", 0) != 0) return Port() != 0;
+  if (listen_.rfind("unix", 0) != 0) return Port() != 0;  // unix: and unix-abstract: print themselves
   const std::optional<std::string> rest = LineAfter("listening on " + listen_);
   return rest && (rest->empty() || (*rest)[0] == ' ');
 }

@@ -160,6 +160,16 @@ TEST_F(UnixSocketTest, SigtermDrainRemovesTheSocketFile) {
   EXPECT_FALSE(Exists(Sock()));
 }
 
+// Linux's abstract namespace: no file, so nothing to claim, chmod or remove.
+TEST_F(UnixSocketTest, AbstractAddressServes) {
+  const std::string addr = absl::StrCat("unix-abstract:moe-adapter-test-", getpid());
+  ServerProcess p(MOE_SERVER_PATH, {}, addr);
+  ASSERT_TRUE(p.Listening()) << ReadFileOrDie(p.log());
+  EXPECT_TRUE(ClientFor(addr)->Health().ok());
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(std::chrono::seconds(20)), 0) << ReadFileOrDie(p.log());
+}
+
 struct CliRun {
   int code;
   std::string out, err;
