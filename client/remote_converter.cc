@@ -351,8 +351,10 @@ class RemoteClientImpl final : public RemoteClient {
     grpc::Status st = health_->Check(&ctx, req, &resp);
     if (!st.ok()) return FromGrpc(st, options_);
     if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) {
-      return absl::UnavailableError(absl::StrCat("server ", options_.target, " is ",
-                                                 grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())));
+      // Not kUnavailable: that is what an unreachable server gives, and probes
+      // must tell "answered NOT_SERVING" (draining) from "nothing answered".
+      return absl::FailedPreconditionError(absl::StrCat(
+          "server ", options_.target, " is ", grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status())));
     }
     return absl::OkStatus();
   }

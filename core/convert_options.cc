@@ -4,7 +4,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/checked_math.h"
 #include "core/internal/status_macros.h"
+#include "core/safetensors_format.h"
 #include "nlohmann/json.hpp"
 #include "re2/re2.h"
 
@@ -132,6 +134,17 @@ absl::Status ValidateOptions(const ConvertOptions& o) {
                                                      kMaxDim, "], got ", d.v));
     }
   }
+  // Each dim alone fits, but a grouped tensor [E, H, 2I] of F32 must too:
+  // 2^24 of each would make its byte count wrap to a small number.
+  if (!checked::Mul<int64_t>({g.num_experts, g.hidden_size, 2, g.moe_intermediate_size, 4})) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "geometry: a grouped expert tensor [E=", g.num_experts, ", H=", g.hidden_size, ", 2I=",
+        2 * g.moe_intermediate_size, "] of float32 has more bytes than int64 can count"));
+  }
+  if (g.num_hidden_layers && (*g.num_hidden_layers < 0 || *g.num_hidden_layers > kMaxDim)) {
+    return absl::InvalidArgumentError(absl::StrCat("geometry: num_hidden_layers must be in [0, ", kMaxDim,
+                                                   "], got ", *g.num_hidden_layers));
+  }
   if (o.ep_size < 1 || o.ep_size > 65536) {
     return absl::InvalidArgumentError(
         absl::StrCat("ep_size must be in [1, 65536], got ", o.ep_size));
@@ -151,9 +164,9 @@ absl::Status ValidateOptions(const ConvertOptions& o) {
     RE2 re(o.exclude_key_regex, ro);
     if (!re.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("exclude_key_regex \"", o.exclude_key_regex.substr(0, 200),
-                       "\" does not compile (RE2 syntax, no backreferences or lookaround): ",
-                       re.error()));
+          absl::StrCat("exclude_key_regex ", safetensors::Quote(o.exclude_key_regex),
+                       " does not compile (RE2 syntax, no backreferences or lookaround): ",
+                       safetensors::Quote(re.error())));
     }
   }
   if (!o.adapter_config_json.empty()) {

@@ -19,11 +19,14 @@
 #include "core/peft_version.h"
 #include "core/permute.h"
 #include "core/qwen3_moe.h"
+#include "core/safetensors_format.h"
 #include "core/session_common.h"
 #include "core/transpose.h"
 #include "moe_adapter/converter.h"
 
 namespace moe_adapter {
+
+using safetensors::Quote;
 namespace {
 
 // A grouped base tensor being assembled: [E_local, H, 2I] or [E_local, I, H].
@@ -90,8 +93,8 @@ class FromHfSession final : public FromHfConverter {
     plan.input = in;
     if (absl::EndsWith(in.name, "_scale_inv")) {
       return absl::UnimplementedError(absl::StrCat(
-          "key \"", in.name,
-          "\": FP8 checkpoints are not supported yet (block scales *_scale_inv would be needed to dequantise)"));
+          "key ", Quote(in.name),
+          ": FP8 checkpoints are not supported yet (block scales *_scale_inv would be needed to dequantise)"));
     }
     KeyParts parts;
     ASSIGN_OR_RETURN(KeyRole role, family_.hf->Classify(in.name, &parts));
@@ -107,7 +110,7 @@ class FromHfSession final : public FromHfConverter {
     RETURN_IF_ERROR(CheckMoeLayer(g, in.name, parts.layer));
     if (IsParamWrapperRole(role)) return PlanParamWrapper(plan, role);
     if (parts.expert >= g.num_experts) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert id ", parts.expert,
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert id ", parts.expert,
                                                      " is out of range, the model has E=", g.num_experts,
                                                      " experts (ids 0..", g.num_experts - 1, ")"));
     }
@@ -119,7 +122,7 @@ class FromHfSession final : public FromHfConverter {
 
   absl::Status Add(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
     if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": data does not match its header"));
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
     }
     const KeyRole role = static_cast<KeyRole>(plan.role);
     switch (plan.kind) {
@@ -144,8 +147,8 @@ class FromHfSession final : public FromHfConverter {
     if (!deferred_.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot tell the LoRA layout of this adapter: all ", deferred_.size(),
-          " expert ParamWrapper tensors (first \"", deferred_.front().name,
-          "\") fit both peft-v0.18 and peft-v0.19 (their shapes coincide when H == 2I or H == I); pass "
+          " expert ParamWrapper tensors (first ", Quote(deferred_.front().name),
+          ") fit both peft-v0.18 and peft-v0.19 (their shapes coincide when H == 2I or H == I); pass "
           "--lora-layout peft-v0.19|peft-v0.18, or the adapter_config.json (its peft_version decides)"));
     }
     (void)sink;
@@ -153,6 +156,7 @@ class FromHfSession final : public FromHfConverter {
   }
 
   size_t HeldBytes() const override { return held_; }
+  size_t KeptBytes() const override { return inputs_.bytes() + registry_.bytes() + kept_; }
 
   std::map<std::string, std::string> OutputMetadata() const override {
     if (opts_.ep_size <= 1) return {};
@@ -164,12 +168,19 @@ class FromHfSession final : public FromHfConverter {
  private:
   // ---- base expert weights -------------------------------------------------
 
+  // What a base group keeps per local expert besides its output: the have
+  // and dtype flags, and (on a device) the inputs' handles.
+  size_t GroupFlagBytes() const {
+    const size_t per_expert = sizeof(uint8_t) + sizeof(DType) + (device_.accelerator ? sizeof(std::array<Tensor, 2>) : 0);
+    return static_cast<size_t>(range_.size()) * per_expert;
+  }
+
   absl::StatusOr<TensorPlan> PlanBase(TensorPlan& plan, KeyRole role) {
     const Geometry& g = opts_.geometry;
     const TensorInfo& in = plan.input;
     const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
     if (!IsExpertDType(in.dtype)) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert weights must be F32, BF16 or F16, got ",
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert weights must be F32, BF16 or F16, got ",
                                                      DTypeName(in.dtype)));
     }
     Shape want = role == KeyRole::kHfDown ? Shape{H, I} : Shape{I, H};
@@ -180,18 +191,16 @@ class FromHfSession final : public FromHfConverter {
     }
     const KeyRole native = role == KeyRole::kHfDown ? KeyRole::kNativeDown : KeyRole::kNativeGateUp;
     std::string native_key = family_.all->Format(native, KeyParts{plan.prefix, plan.layer, -1});
-    touched_.insert({plan.prefix, plan.layer});
+    if (touched_.insert({plan.prefix, plan.layer}).second) kept_ += KeyFootprint(plan.prefix.size());
     if (!range_.contains(plan.expert)) {
-      // Another rank's expert: valid, not ours (spec §7.1).
-      if (!seen_other_.insert(in.name).second) {
-        return absl::InvalidArgumentError(absl::StrCat("input key \"", in.name, "\" appears twice"));
-      }
+      // Another rank's expert: valid, not ours (spec §7.1); Plan() already
+      // refused a second one under the same key.
       plan.kind = TensorPlan::Kind::kDrop;
       return plan;
     }
     if (completed_.count(native_key)) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor, group \"",
-                                                     native_key, "\" is already complete"));
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor, group ",
+                                                     Quote(native_key), " is already complete"));
     }
     auto it = groups_.find(native_key);
     const int bit = role == KeyRole::kHfUp ? 2 : 1;
@@ -199,22 +208,25 @@ class FromHfSession final : public FromHfConverter {
     if (it != groups_.end()) {
       const BaseGroup& grp = it->second;
       if (grp.have[slot] & bit) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor"));
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor"));
       }
       if (grp.have[slot] && grp.part_dtype[slot] != in.dtype) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key \"", in.name, "\": gate_proj and up_proj of expert ", plan.expert, " have different dtypes (",
+            "key ", Quote(in.name), ": gate_proj and up_proj of expert ", plan.expert, " have different dtypes (",
             DTypeName(grp.part_dtype[slot]), " vs ", DTypeName(in.dtype), ")"));
       }
       if (!target_ && grp.out.dtype != in.dtype) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key \"", in.name, "\": dtype ", DTypeName(in.dtype), " differs from the other experts of \"", native_key,
-            "\" (", DTypeName(grp.out.dtype), "); pass a target dtype (--dtype) to cast them to one"));
+            "key ", Quote(in.name), ": dtype ", DTypeName(in.dtype), " differs from the other experts of ", Quote(native_key),
+            " (", DTypeName(grp.out.dtype), "); pass a target dtype (--dtype) to cast them to one"));
       }
     } else {
+      // The new group's output buffer and flags. ValidateOptions() keeps
+      // E x H x 2I x 4 within int64; counted with checks all the same.
       const DType out = target_.value_or(in.dtype);
-      plan.hold_bytes = static_cast<size_t>(range_.size() * H * 2 * I) * DTypeSize(out) /
-                        (native == KeyRole::kNativeDown ? 2 : 1);
+      const Shape group = native == KeyRole::kNativeDown ? Shape{range_.size(), I, H} : Shape{range_.size(), H, 2 * I};
+      ASSIGN_OR_RETURN(int64_t numel, NumElements(group, DTypeSize(out)));
+      plan.hold_bytes = static_cast<size_t>(numel) * DTypeSize(out) + GroupFlagBytes() + KeyFootprint(native_key.size());
     }
     plan.kind = TensorPlan::Kind::kWhole;
     return plan;
@@ -236,6 +248,7 @@ class FromHfSession final : public FromHfConverter {
       grp.missing_parts = range_.size() * (native == KeyRole::kNativeGateUp ? 2 : 1);
       if (device_.accelerator) grp.pending.resize(range_.size());
       held_ += grp.out.nbytes();
+      kept_ += GroupFlagBytes() + KeyFootprint(native_key.size());
       it = groups_.emplace(native_key, std::move(grp)).first;
     }
     BaseGroup& grp = it->second;
@@ -262,6 +275,7 @@ class FromHfSession final : public FromHfConverter {
     Tensor out = std::move(grp.out);
     held_ -= out.nbytes();
     groups_.erase(it);
+    kept_ -= GroupFlagBytes();  // the key stays, in completed_
     completed_.insert(native_key);
     RETURN_IF_ERROR(registry_.Claim(native_key));
     return sink(NamedTensor{std::move(native_key), std::move(out)});
@@ -307,7 +321,13 @@ class FromHfSession final : public FromHfConverter {
   // The reference's message (spec §10), with the same facts.
   absl::Status CheckBaseComplete() {
     const Geometry& g = opts_.geometry;
-    std::vector<std::string> missing;
+    // Counts and the first few keys only: a hostile stream can leave 2^24
+    // experts of thousands of layers missing.
+    std::vector<std::string> first;
+    int64_t n = 0;
+    auto missing = [&](KeyRole role, const LayerKey& lk, int64_t e) {
+      if (++n <= 5) first.push_back(ShortKey(family_.all->Format(role, KeyParts{lk.first, lk.second, e})));
+    };
     std::set<int64_t> layers;
     int64_t total = 0;
     for (const LayerKey& lk : touched_) {
@@ -319,49 +339,60 @@ class FromHfSession final : public FromHfConverter {
         auto it = groups_.find(native_key);
         for (int64_t e = range_.begin; e < range_.end; ++e) {
           const uint8_t have = it == groups_.end() ? 0 : it->second.have[e - range_.begin];
-          KeyParts p{lk.first, lk.second, e};
           if (native == KeyRole::kNativeGateUp) {
-            if (!(have & 1)) missing.push_back(family_.all->Format(KeyRole::kHfGate, p));
-            if (!(have & 2)) missing.push_back(family_.all->Format(KeyRole::kHfUp, p));
+            if (!(have & 1)) missing(KeyRole::kHfGate, lk, e);
+            if (!(have & 2)) missing(KeyRole::kHfUp, lk, e);
           } else if (!(have & 1)) {
-            missing.push_back(family_.all->Format(KeyRole::kHfDown, p));
+            missing(KeyRole::kHfDown, lk, e);
           }
         }
       }
     }
-    if (!missing.empty()) {
-      std::vector<int64_t> ids;
-      for (int64_t e = range_.begin; e < range_.end; ++e) ids.push_back(e);
-      const size_t n = missing.size();
-      std::vector<std::string> first(missing.begin(), missing.begin() + std::min<size_t>(5, n));
+    if (n > 0) {
+      IdsList ids;
+      for (int64_t e = range_.begin; e < range_.end; ++e) ids.Add(e);
       return absl::InvalidArgumentError(absl::StrCat(
           "Expert weights missing from checkpoint",
           opts_.ep_size > 1 ? absl::StrCat(" (rank ", opts_.ep_rank, ")") : std::string(), ": ", n, "/", total,
-          " required weights not found. Layers with experts: [", absl::StrJoin(layers, ", "),
-          "], Required experts: ", IdsText(ids), ". First few missing keys: [", absl::StrJoin(first, ", "), "]",
+          " required weights not found. Layers with experts: ", LayersText(layers), ", Required experts: ", ids.Text(),
+          ". First few missing keys: [", absl::StrJoin(first, ", "), "]",
           n > 5 ? absl::StrCat(" (and ", n - 5, " more)") : std::string()));
     }
     // With a full config, base weights imply every MoE layer has its experts.
     if (g.has_layer_plan() && !touched_.empty() && !opts_.partial_checkpoint) {
-      std::vector<int64_t> absent;
+      IdsList absent;
       for (int64_t l = 0; l < *g.num_hidden_layers; ++l) {
-        if (g.IsMoeLayer(l) && !layers.count(l)) absent.push_back(l);
+        if (g.IsMoeLayer(l) && !layers.count(l)) absent.Add(l);
       }
       if (!absent.empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "config.json declares MoE layers with no expert weights in the input: layers ", IdsText(absent),
+            "config.json declares MoE layers with no expert weights in the input: layers ", absent.Text(),
             " (num_hidden_layers=", *g.num_hidden_layers, ")"));
       }
     }
     return absl::OkStatus();
   }
 
+  // LayersText(): "[0, 1, 2]" like the reference while that is short (every
+  // real model), IdsList's summary otherwise.
+  static std::string LayersText(const std::set<int64_t>& layers) {
+    std::string all = absl::StrCat("[", absl::StrJoin(layers, ", "), "]");
+    if (all.size() <= 512) return all;
+    IdsList ids;
+    for (int64_t l : layers) ids.Add(l);
+    return ids.Text();
+  }
+
+  // ShortKey(): a key as the reference lists it, cut (Quote()) when a hostile
+  // prefix makes it long.
+  static std::string ShortKey(std::string key) { return key.size() <= 200 ? key : Quote(key); }
+
   // ---- per-expert LoRA -----------------------------------------------------
 
   absl::StatusOr<TensorPlan> PlanLoraPerExpert(TensorPlan& plan, KeyRole role) {
     const TensorInfo& in = plan.input;
     if (in.shape.size() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": per-expert LoRA ", KeyRoleName(role),
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": per-expert LoRA ", KeyRoleName(role),
                                                      " must be 2-D, got ", ShapeString(in.shape)));
     }
     const int sub = SubIndex(role);
@@ -379,36 +410,47 @@ class FromHfSession final : public FromHfConverter {
       const LoraGroup& grp = it->second;
       const int pair = sub < 4 ? 0 : 1;
       if (grp.rank[pair] >= 0 && grp.rank[pair] != r) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": LoRA rank ", r,
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": LoRA rank ", r,
                                                        " differs from rank ", grp.rank[pair],
                                                        " of the other ", pair == 0 ? "gate/up" : "down",
                                                        " LoRA tensors of this layer"));
       }
       if (grp.dtype_set && grp.dtype != in.dtype) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": dtype ", DTypeName(in.dtype),
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": dtype ", DTypeName(in.dtype),
                                                        " differs from the layer's other LoRA tensors (",
                                                        DTypeName(grp.dtype), ")"));
       }
       if (!grp.have[sub].empty() && grp.have[sub][plan.expert]) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor"));
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor"));
       }
       if (grp.emitted[OutIndex(sub)]) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": duplicate expert tensor (group already complete)"));
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor (group already complete)"));
       }
       if (grp.out[OutIndex(sub)].data.data() == nullptr) {
-        plan.hold_bytes = LoraOutBytes(OutIndex(sub), r, in.dtype);
+        ASSIGN_OR_RETURN(plan.hold_bytes, LoraOutBytes(in.name, OutIndex(sub), r, in.dtype));
       }
     } else {
-      plan.hold_bytes = LoraOutBytes(OutIndex(sub), r, in.dtype);
+      ASSIGN_OR_RETURN(size_t out_bytes, LoraOutBytes(in.name, OutIndex(sub), r, in.dtype));
+      plan.hold_bytes = out_bytes + LoraFlagBytes() + KeyFootprint(plan.prefix.size());
     }
     plan.kind = TensorPlan::Kind::kWhole;
     return plan;
   }
 
-  size_t LoraOutBytes(int out, int64_t r, DType dt) const {
+  // LoraOutBytes(): a grouped LoRA output [E, ., .] of rank `r`; E x H x r
+  // can overflow for a hostile r (checked), unlike the input [r, H] itself.
+  absl::StatusOr<size_t> LoraOutBytes(const std::string& key, int out, int64_t r, DType dt) const {
     Shape s = NativeLoraShape(kLoraOutRoles[out], opts_.geometry, r);
-    return static_cast<size_t>(s[0] * s[1] * s[2]) * DTypeSize(dt);
+    absl::StatusOr<int64_t> numel = NumElements(s, DTypeSize(dt));
+    if (!numel.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key ", Quote(key), ": its grouped LoRA output is too large: ", numel.status().message()));
+    }
+    return static_cast<size_t>(*numel) * DTypeSize(dt);
   }
+
+  // What a layer's LoRA group keeps besides its outputs: six have-flags of E.
+  size_t LoraFlagBytes() const { return 6 * static_cast<size_t>(opts_.geometry.num_experts); }
 
   absl::Status AddLoraPerExpert(const TensorPlan& plan, KeyRole role, const Tensor& in, const TensorSink& sink) {
     const Geometry& g = opts_.geometry;
@@ -416,7 +458,9 @@ class FromHfSession final : public FromHfConverter {
     const int sub = SubIndex(role);
     const int out_idx = OutIndex(sub);
     const int64_t r = (sub == 0 || sub == 1 || sub == 4) ? in.shape[0] : in.shape[1];
-    LoraGroup& grp = lora_[LayerKey{plan.prefix, plan.layer}];
+    auto [lit, fresh] = lora_.try_emplace(LayerKey{plan.prefix, plan.layer});
+    if (fresh) kept_ += LoraFlagBytes() + KeyFootprint(plan.prefix.size());
+    LoraGroup& grp = lit->second;
     if (!grp.dtype_set) {
       grp.dtype = in.dtype;
       grp.dtype_set = true;
@@ -443,7 +487,7 @@ class FromHfSession final : public FromHfConverter {
         TransposeBytes(in.data.data(), cols, tmp.data(), rows, rows, cols, elem);
         if (std::memcmp(tmp.data(), slot, tmp.size()) != 0) {
           return absl::InvalidArgumentError(absl::StrCat(
-              "key \"", plan.input.name, "\": gate_proj.lora_A and up_proj.lora_A of expert ", e, " in layer ",
+              "key ", Quote(plan.input.name), ": gate_proj.lora_A and up_proj.lora_A of expert ", e, " in layer ",
               plan.layer, " differ; the grouped format shares one lora_A between gate and up"));
         }
       } else {
@@ -481,15 +525,15 @@ class FromHfSession final : public FromHfConverter {
       const bool dn = grp.count[4] || grp.count[5];
       for (int s = 0; s < 6; ++s) {
         if ((s < 4 && !gu) || (s >= 4 && !dn) || grp.count[s] == E) continue;
-        std::vector<int64_t> absent;
+        IdsList absent;  // E may be 2^24: only what the message shows is kept
         for (int64_t e = 0; e < E; ++e) {
-          if (grp.have[s].empty() || !grp.have[s][e]) absent.push_back(e);
+          if (grp.have[s].empty() || !grp.have[s][e]) absent.Add(e);
         }
         std::string example = family_.all->Format(kSubRoles[s], KeyParts{lk.first, lk.second, absent.front()});
         return absl::InvalidArgumentError(absl::StrCat(
             "per-expert LoRA of layer ", lk.second, " is incomplete: ", KeyRoleName(kSubRoles[s]), " has ",
-            grp.count[s], " of E=", E, " experts, missing ids ", IdsText(absent), " (first missing key \"", example,
-            "\")"));
+            grp.count[s], " of E=", E, " experts, missing ids ", absent.Text(), " (first missing key ", Quote(example),
+            ")"));
       }
     }
     return absl::OkStatus();
@@ -501,15 +545,15 @@ class FromHfSession final : public FromHfConverter {
     const TensorInfo& in = plan.input;
     const Geometry& g = opts_.geometry;
     if (opts_.lora_layout == LoraLayout::kPerExpert) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", in.name,
-                                                     "\": a ParamWrapper LoRA tensor, but the LoRA layout was given as "
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name),
+                                                     ": a ParamWrapper LoRA tensor, but the LoRA layout was given as "
                                                      "per-expert; pass --lora-layout peft-v0.19 or peft-v0.18"));
     }
     plan.kind = TensorPlan::Kind::kWhole;
     if (pw_layout_) {
       if (!ParamWrapperFit(role, *pw_layout_, in.shape, g)) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key \"", in.name, "\": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
+            "key ", Quote(in.name), ": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
             ParamWrapperExpectation(role, *pw_layout_, g), " for layout ", LoraLayoutName(*pw_layout_), " (",
             pw_layout_source_, ")"));
       }
@@ -519,7 +563,7 @@ class FromHfSession final : public FromHfConverter {
     const bool v19 = ParamWrapperFit(role, LoraLayout::kPeftV019, in.shape, g).has_value();
     if (!v18 && !v19) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", in.name, "\": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
+          "key ", Quote(in.name), ": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
           ParamWrapperExpectation(role, LoraLayout::kPeftV019, g), " (peft-v0.19) or ",
           ParamWrapperExpectation(role, LoraLayout::kPeftV018, g), " (peft-v0.18)"));
     }
@@ -527,14 +571,15 @@ class FromHfSession final : public FromHfConverter {
       const LoraLayout fits = v19 ? LoraLayout::kPeftV019 : LoraLayout::kPeftV018;
       if (shape_layout_ && *shape_layout_ != fits) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key \"", in.name, "\": its shape ", ShapeString(in.shape), " fits only ", LoraLayoutName(fits),
-            " but \"", shape_layout_key_, "\" fits only ", LoraLayoutName(*shape_layout_),
+            "key ", Quote(in.name), ": its shape ", ShapeString(in.shape), " fits only ", LoraLayoutName(fits),
+            " but ", Quote(shape_layout_key_), " fits only ", LoraLayoutName(*shape_layout_),
             ": the adapter mixes layouts"));
       }
       shape_layout_ = fits;
       shape_layout_key_ = in.name;
     } else if (!shape_layout_) {
-      plan.hold_bytes = static_cast<size_t>(in.shape[0] * in.shape[1]) * DTypeSize(in.dtype);
+      ASSIGN_OR_RETURN(int64_t numel, NumElements(in.shape, DTypeSize(in.dtype)));
+      plan.hold_bytes = static_cast<size_t>(numel) * DTypeSize(in.dtype) + KeyFootprint(in.name.size());
     }
     return plan;
   }
@@ -544,6 +589,7 @@ class FromHfSession final : public FromHfConverter {
     if (!layout) {
       deferred_.push_back(Deferred{plan.input.name, role, plan.prefix, plan.layer, in});
       held_ += in.nbytes();
+      kept_ += KeyFootprint(plan.input.name.size());
       return absl::OkStatus();
     }
     // A decisive tensor arrived: convert the ones that waited for it first.
@@ -551,6 +597,7 @@ class FromHfSession final : public FromHfConverter {
     waiting.swap(deferred_);
     for (Deferred& d : waiting) {
       held_ -= d.tensor.nbytes();
+      kept_ -= KeyFootprint(d.name.size());
       RETURN_IF_ERROR(EmitParamWrapper(d.name, d.role, d.prefix, d.layer, *layout, d.tensor, sink));
     }
     return EmitParamWrapper(plan.input.name, role, plan.prefix, plan.layer, *layout, in, sink);
@@ -578,7 +625,6 @@ class FromHfSession final : public FromHfConverter {
   ExpertRange range_;
   std::optional<DType> target_;
   InputRegistry inputs_;
-  absl::flat_hash_set<std::string> seen_other_;
   OutputRegistry registry_;
   std::map<std::string, BaseGroup> groups_;
   std::set<std::string> completed_;
@@ -592,6 +638,9 @@ class FromHfSession final : public FromHfConverter {
   std::string shape_layout_key_;
   std::vector<Deferred> deferred_;
   size_t held_ = 0;
+  // Bookkeeping beyond the registries: completed_, touched_, groups' and
+  // LoRA groups' keys and flags, deferred names (KeptBytes()).
+  size_t kept_ = 0;
   std::vector<std::string> warnings_;
 };
 

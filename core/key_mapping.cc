@@ -4,9 +4,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/safetensors_format.h"
 #include "re2/re2.h"
 
 namespace moe_adapter {
+
+using safetensors::Quote;
 namespace {
 
 struct Slot {
@@ -99,8 +102,8 @@ absl::StatusOr<bool> KeyPattern::Match(absl::string_view key, KeyParts* parts) c
       case 2:
         if (!ParseCanonical(v, slot_order_[g] == 1 ? &p.layer : &p.expert)) {
           return absl::InvalidArgumentError(absl::StrCat(
-              "key \"", key, "\": ", slot_order_[g] == 1 ? "layer" : "expert", " index \"", v,
-              "\" is not a canonical decimal (no leading zeros, at most 9 digits)"));
+              "key ", Quote(key), ": ", slot_order_[g] == 1 ? "layer" : "expert", " index ", Quote(v),
+              " is not a canonical decimal (no leading zeros, at most 9 digits)"));
         }
         break;
     }

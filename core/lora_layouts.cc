@@ -4,8 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/permute.h"
+#include "core/safetensors_format.h"
 
 namespace moe_adapter {
+
+using safetensors::Quote;
 namespace {
 
 // Which geometry dim a tensor's non-rank side has.
@@ -148,7 +151,7 @@ absl::StatusOr<Tensor> ParamWrapperToNative(absl::string_view key, KeyRole pw_ro
   std::optional<int64_t> r = ParamWrapperFit(pw_role, layout, hf.shape, g);
   if (!row || !r) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "key \"", key, "\": ParamWrapper LoRA tensor has shape ", ShapeString(hf.shape),
+        "key ", Quote(key), ": ParamWrapper LoRA tensor has shape ", ShapeString(hf.shape),
         ", expected ", ParamWrapperExpectation(pw_role, layout, g), " for layout ",
         LoraLayoutName(layout)));
   }

@@ -2,9 +2,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/safetensors_format.h"
 #include "re2/re2.h"
 
 namespace moe_adapter {
+
+using safetensors::Quote;
 
 ExcludeFilter::ExcludeFilter(const std::string& regex) {
   if (regex.empty()) return;
@@ -26,23 +29,25 @@ bool ExcludeFilter::Excludes(absl::string_view key) const {
 absl::Status OutputRegistry::Claim(const std::string& key) {
   if (!keys_.insert(key).second) {
     return absl::InvalidArgumentError(
-        absl::StrCat("output key \"", key, "\" would be written twice (two inputs map to it)"));
+        absl::StrCat("output key ", Quote(key), " would be written twice (two inputs map to it)"));
   }
+  bytes_ += KeyFootprint(key.size());
   return absl::OkStatus();
 }
 
 absl::Status OutputRegistry::ClaimPassThrough(const TensorPlan& plan) {
   if (plan.kind != TensorPlan::Kind::kPassThrough) {
     return absl::InternalError(
-        absl::StrCat("key \"", plan.input.name, "\": ClaimPassThrough() of a plan that is not a pass-through"));
+        absl::StrCat("key ", Quote(plan.input.name), ": ClaimPassThrough() of a plan that is not a pass-through"));
   }
   return Claim(plan.input.name);
 }
 
 absl::Status InputRegistry::Claim(const std::string& key) {
   if (!keys_.insert(key).second) {
-    return absl::InvalidArgumentError(absl::StrCat("input key \"", key, "\" appears twice"));
+    return absl::InvalidArgumentError(absl::StrCat("input key ", Quote(key), " appears twice"));
   }
+  bytes_ += KeyFootprint(key.size());
   return absl::OkStatus();
 }
 
@@ -55,7 +60,7 @@ std::string EmptyRangeWarning(const ConvertOptions& o, int64_t range_size) {
 absl::Status CheckMoeLayer(const Geometry& g, absl::string_view key, int64_t layer) {
   if (g.IsMoeLayer(layer)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
-      "key \"", key, "\": layer ", layer,
+      "key ", Quote(key), ": layer ", layer,
       " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step)"));
 }
 
@@ -70,9 +75,23 @@ std::string IdsText(const std::vector<int64_t>& ids) {
   return absl::StrCat("[", absl::StrJoin(ids, ", "), "]");
 }
 
+void IdsList::Add(int64_t id) {
+  if (count_ > 0 && id != last_ + 1) run_ = false;
+  if (head_.size() < 16) head_.push_back(id);
+  last_ = id;
+  ++count_;
+}
+
+std::string IdsList::Text() const {
+  // The same text as IdsText() of every id added.
+  if (run_ && count_ > 8) return absl::StrCat("[", head_.front(), "..", last_, "]");
+  if (count_ > 16) return absl::StrCat("[", absl::StrJoin(head_, ", "), ", ... (", count_, " in all)]");
+  return absl::StrCat("[", absl::StrJoin(head_, ", "), "]");
+}
+
 std::string ShapeMismatch(absl::string_view key, absl::string_view what, const Shape& expected,
                           const Shape& actual) {
-  return absl::StrCat("key \"", key, "\": ", what, " must have shape ", ShapeString(expected),
+  return absl::StrCat("key ", Quote(key), ": ", what, " must have shape ", ShapeString(expected),
                       ", got ", ShapeString(actual));
 }
 

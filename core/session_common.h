@@ -30,6 +30,13 @@ class ExcludeFilter {
   std::unique_ptr<re2::RE2> re_;
 };
 
+// kKeyOverheadBytes: what keeping one key costs beyond its bytes in a set or
+// map (the string's heap block rounding, the table slot or tree node, a table
+// at most half full after it grows). Sessions count kept keys with it, so a
+// server can hold a stream's bookkeeping to its memory budget.
+inline constexpr size_t kKeyOverheadBytes = 96;
+inline size_t KeyFootprint(size_t key_bytes) { return key_bytes + kKeyOverheadBytes; }
+
 // OutputRegistry: every key a session emits, so two inputs can never write the
 // same output key (the reference would silently keep the later one).
 class OutputRegistry {
@@ -38,9 +45,12 @@ class OutputRegistry {
   // ClaimPassThrough(): the output key of a kPassThrough plan (its input's
   // name), for sessions' ClaimPassThrough(); any other plan is an internal error.
   absl::Status ClaimPassThrough(const TensorPlan& plan);
+  // bytes(): what the keys cost (KeyFootprint() each).
+  size_t bytes() const { return bytes_; }
 
  private:
   absl::flat_hash_set<std::string> keys_;
+  size_t bytes_ = 0;
 };
 
 // InputRegistry: every input key a session has planned; a second tensor
@@ -48,9 +58,12 @@ class OutputRegistry {
 class InputRegistry {
  public:
   absl::Status Claim(const std::string& key);
+  // bytes(): what the keys cost (KeyFootprint() each).
+  size_t bytes() const { return bytes_; }
 
  private:
   absl::flat_hash_set<std::string> keys_;
+  size_t bytes_ = 0;
 };
 
 // EmptyRangeWarning(): the note for an EP rank that owns no experts, or "".
@@ -62,6 +75,23 @@ absl::Status CheckMoeLayer(const Geometry& g, absl::string_view key, int64_t lay
 
 // IdsText(): "[0, 1, 2]" or "[0..127]" for long runs, for messages.
 std::string IdsText(const std::vector<int64_t>& ids);
+
+// IdsList: IdsText() of ids added one by one, keeping only what the text
+// shows (the first 16, the last, the count), so that listing the missing ids
+// of 2^24 experts costs no memory.
+class IdsList {
+ public:
+  void Add(int64_t id);
+  bool empty() const { return count_ == 0; }
+  int64_t front() const { return head_.front(); }
+  std::string Text() const;
+
+ private:
+  std::vector<int64_t> head_;  // the first 16
+  int64_t last_ = 0;
+  int64_t count_ = 0;
+  bool run_ = true;  // consecutive so far
+};
 
 // DTypeMismatch(): "key K: expected dtype X, got Y" style message helper.
 std::string ShapeMismatch(absl::string_view key, absl::string_view what, const Shape& expected,

@@ -6,10 +6,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/buffer_cache.h"
+#include "core/checked_math.h"
 
 namespace moe_adapter {
 
@@ -111,10 +114,14 @@ std::string ShapeString(const Shape& shape) {
 Tensor Tensor::Allocate(DType dtype, Shape shape) {
   Tensor t;
   t.dtype = dtype;
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  // Callers size outputs from validated shapes; a product that still
+  // overflowed would allocate a small buffer and be written far past it, so
+  // it fails as an allocation the machine cannot satisfy.
+  std::optional<size_t> bytes = DTypeSize(dtype);
+  for (int64_t d : shape) bytes = d < 0 ? std::nullopt : checked::Mul(bytes, std::optional<size_t>(d));
+  if (!bytes) throw std::bad_alloc();
   t.shape = std::move(shape);
-  t.data = Bytes::Allocate(static_cast<size_t>(n) * DTypeSize(dtype));
+  t.data = Bytes::Allocate(*bytes);
   return t;
 }
 

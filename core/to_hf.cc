@@ -11,11 +11,14 @@
 #include "core/lora_layouts.h"
 #include "core/permute.h"
 #include "core/qwen3_moe.h"
+#include "core/safetensors_format.h"
 #include "core/session_common.h"
 #include "core/transpose.h"
 #include "moe_adapter/converter.h"
 
 namespace moe_adapter {
+
+using safetensors::Quote;
 namespace {
 
 class ToHfSession final : public ToHfConverter {
@@ -47,7 +50,7 @@ class ToHfSession final : public ToHfConverter {
     RETURN_IF_ERROR(CheckMoeLayer(g, in.name, parts.layer));
     if (role == KeyRole::kNativeGateUp || role == KeyRole::kNativeDown) {
       if (!IsExpertDType(in.dtype)) {
-        return absl::InvalidArgumentError(absl::StrCat("key \"", in.name, "\": expert weights must be F32, BF16 or F16, got ",
+        return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert weights must be F32, BF16 or F16, got ",
                                                        DTypeName(in.dtype)));
       }
       const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
@@ -64,14 +67,17 @@ class ToHfSession final : public ToHfConverter {
       }
       plan.kind = TensorPlan::Kind::kSlabs;
       plan.num_slabs = range_.size();
-      plan.slab_bytes = static_cast<size_t>(want[1] * want[2]) * DTypeSize(in.dtype);
+      // The input's shape passed NumElements(), so one slab of it cannot
+      // overflow; checked all the same, as every size from client numbers.
+      ASSIGN_OR_RETURN(int64_t slab_numel, NumElements({want[1], want[2]}, DTypeSize(in.dtype)));
+      plan.slab_bytes = static_cast<size_t>(slab_numel) * DTypeSize(in.dtype);
       covered_.insert({parts.layer, static_cast<int>(role)});
       return plan;
     }
     // Native LoRA: full E on dim 0 (never EP-split), rank from the shape.
     if (in.shape.size() != 3 || in.shape[0] != g.num_experts) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "key \"", in.name, "\": native LoRA ", KeyRoleName(role), " must be 3-D with E=", g.num_experts,
+          "key ", Quote(in.name), ": native LoRA ", KeyRoleName(role), " must be 3-D with E=", g.num_experts,
           " experts first (LoRA is never expert-parallel split), got ", ShapeString(in.shape)));
     }
     const int64_t r = (role == KeyRole::kNativeLoraGateUpA || role == KeyRole::kNativeLoraDownA) ? in.shape[2]
@@ -88,7 +94,7 @@ class ToHfSession final : public ToHfConverter {
   absl::Status ConvertSlab(const TensorPlan& plan, int64_t index, const uint8_t* slab,
                            const TensorSink& sink) override {
     if (plan.kind != TensorPlan::Kind::kSlabs || index < 0 || index >= plan.num_slabs) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": slab ", index, " out of range"));
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": slab ", index, " out of range"));
     }
     const Geometry& g = opts_.geometry;
     const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
@@ -134,7 +140,7 @@ class ToHfSession final : public ToHfConverter {
 
   absl::Status ConvertWhole(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
     if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("key \"", plan.input.name, "\": data does not match its header"));
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
     }
     switch (plan.kind) {
       case TensorPlan::Kind::kDrop:
@@ -157,24 +163,28 @@ class ToHfSession final : public ToHfConverter {
   absl::Status Finish() override {
     const Geometry& g = opts_.geometry;
     if (!g.has_layer_plan() || covered_.empty() || opts_.partial_checkpoint) return absl::OkStatus();
+    // The first five only: num_hidden_layers may be 2^24.
     std::vector<std::string> missing;
+    size_t n = 0;
     for (int64_t l = 0; l < *g.num_hidden_layers; ++l) {
       if (!g.IsMoeLayer(l)) continue;
       for (KeyRole role : {KeyRole::kNativeGateUp, KeyRole::kNativeDown}) {
-        if (!covered_.count({l, static_cast<int>(role)})) {
+        if (!covered_.count({l, static_cast<int>(role)}) && ++n <= 5) {
           missing.push_back(absl::StrCat("layers.", l, ".mlp.experts.", KeyRoleName(role)));
         }
       }
     }
-    if (missing.empty()) return absl::OkStatus();
-    const size_t n = missing.size();
-    if (n > 5) missing.resize(5);
+    if (n == 0) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat(
         "config.json declares MoE layers whose grouped expert tensors are missing from the input: ", n,
         " missing, first: [", absl::StrJoin(missing, ", "), "]"));
   }
 
   std::vector<std::string> Warnings() const override { return warnings_; }
+
+  size_t KeptBytes() const override {
+    return inputs_.bytes() + registry_.bytes() + covered_.size() * kKeyOverheadBytes;
+  }
 
  private:
   absl::Status Emit(std::string key, Tensor t, const TensorSink& sink) {

@@ -64,7 +64,8 @@ echo "== metrics: http://127.0.0.1:$metrics/metrics"
 python3 -c "
 import urllib.request
 for l in urllib.request.urlopen('http://127.0.0.1:$metrics/metrics').read().decode().splitlines():
-    if l.startswith('moe_adapter_requests_total') or l.startswith('moe_adapter_bytes_total{direction=\"in\"'):
+    # requests_total has a series per code from the start; show the ones that counted.
+    if (l.startswith('moe_adapter_requests_total') and not l.endswith(' 0')) or l.startswith('moe_adapter_bytes_total{direction=\"in\"'):
         print('  ' + l)"
 kill -TERM "$server_pid"; wait "$server_pid"; server_pid=""
 echo "== server stopped; all round trips verified"

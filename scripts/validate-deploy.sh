@@ -4,7 +4,7 @@
 #
 #   scripts/validate-deploy.sh          # all checks; exit 1 if any fails
 #
-# Needs what scripts/install-deps.sh installs (docker-compose, prometheus's promtool, python3)
+# Needs what scripts/install-deps.sh installs (docker-compose, prometheus's promtool, python3 with PyYAML)
 # plus the machine's node and npm. Uses `kubectl kustomize`, when kubectl is present, as a second
 # opinion on the kustomize builds. Cache folder: $MOE_DEPLOY_CACHE (default build-deploy/).
 # Last line: `deploy: N checks passed, M failed`.
@@ -93,28 +93,34 @@ compose_conventions() {
   docker-compose -f docker-compose.yml --profile convert config >"$LOG/compose.yml" &&
     python3 deploy/docker/check_compose.py <"$LOG/compose.yml"
 }
-check "docker-compose: services, profile, healthcheck, loopback ports, hardening, mounted files" compose_conventions
+check "docker-compose: services, profile, healthcheck, loopback ports, hardening, mounted files, grafana" compose_conventions
 
 echo "== prometheus"
 check "promtool check config deploy/prometheus/prometheus.yml" promtool check config deploy/prometheus/prometheus.yml
 check "promtool check config deploy/prometheus/prometheus-k8s.yml" promtool check config deploy/prometheus/prometheus-k8s.yml
 check "promtool check rules deploy/prometheus/alerts.yml" promtool check rules deploy/prometheus/alerts.yml
 check "promtool test rules deploy/prometheus/alerts_test.yml" promtool test rules deploy/prometheus/alerts_test.yml
+# The metric names the server exports (server/metrics.h). The ctest deploy.metrics_names checks the
+# same files against a live server's /metrics; this list is the offline stand-in.
+KNOWN_METRICS="moe_adapter_requests_total moe_adapter_tensors_total moe_adapter_bytes_total
+  moe_adapter_stream_duration_seconds_bucket moe_adapter_stream_duration_seconds_sum moe_adapter_stream_duration_seconds_count
+  moe_adapter_conversion_duration_seconds_bucket moe_adapter_conversion_duration_seconds_sum moe_adapter_conversion_duration_seconds_count
+  moe_adapter_active_streams moe_adapter_buffered_bytes moe_adapter_memory_budget_bytes moe_adapter_build_info"
 known_metrics() {
-  local known="moe_adapter_requests_total moe_adapter_tensors_total moe_adapter_bytes_total
-    moe_adapter_stream_duration_seconds_bucket moe_adapter_stream_duration_seconds_sum moe_adapter_stream_duration_seconds_count
-    moe_adapter_conversion_duration_seconds_bucket moe_adapter_conversion_duration_seconds_sum moe_adapter_conversion_duration_seconds_count
-    moe_adapter_active_streams moe_adapter_buffered_bytes moe_adapter_memory_budget_bytes moe_adapter_build_info"
   local bad=0 m
-  for m in $(grep -ohE 'moe_adapter_[a-z0-9_]+' deploy/prometheus/alerts.yml deploy/prometheus/alerts_test.yml | sort -u); do
-    if ! grep -qw "$m" <<<"$known"; then
+  for m in $(grep -ohE 'moe_adapter_[a-z0-9_]+' deploy/prometheus/*.yml deploy/grafana/dashboards/*.json | sort -u); do
+    if ! grep -qw "$m" <<<"$KNOWN_METRICS"; then
       echo "unknown metric $m (not one the server exports)"
       bad=1
     fi
   done
   return $bad
 }
-check "alerts use only metrics the server exports" known_metrics
+check "alert rules and dashboards use only metrics the server exports" known_metrics
+
+echo "== grafana"
+check "deploy/grafana: dashboard JSON, panels, queries parse (promtool), known metrics, provisioning" \
+  python3 deploy/grafana/check_dashboard.py --known "$KNOWN_METRICS"
 
 echo "== kubernetes"
 npm_install() {

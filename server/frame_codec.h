@@ -5,9 +5,10 @@
 // ends use this file: the server to receive inputs and send outputs, the
 // client library (moe_adapter_client) to send inputs and reassemble outputs.
 //
-// Everything a header claims is checked before the receiver allocates for it:
-// a known dtype, non-negative dims whose byte count does not overflow, and
-// byte_length == numel x itemsize. Then chunks are checked against the
+// Everything a header claims is checked before the receiver allocates for it
+// or keeps any of it: the bounds of wire_limits.h (name, dtype string, rank,
+// metadata), a known dtype, non-negative dims whose byte count does not
+// overflow, and byte_length == numel x itemsize. Then chunks are checked against the
 // declared length as they arrive, and the CRC32C when the last byte is in.
 //
 // Example (receiving):
@@ -37,6 +38,7 @@
 #include "moe_adapter/crc32c.h"
 #include "moe_adapter/tensor.h"
 #include "moe_adapter/v1/adapter.pb.h"
+#include "server/wire_limits.h"
 #include "server/wire_message.h"
 
 namespace moe_adapter {
@@ -57,8 +59,10 @@ struct FrameHeader {
   std::map<std::string, std::string> metadata;
 };
 
-// ParseHeader(): validates a wire header (see the file comment).
-absl::StatusOr<FrameHeader> ParseHeader(const v1::TensorHeader& header);
+// ParseHeader(): validates a wire header (see the file comment); a name
+// longer than `max_name_bytes` is refused.
+absl::StatusOr<FrameHeader> ParseHeader(const v1::TensorHeader& header,
+                                        size_t max_name_bytes = kMaxWireNameBytes);
 
 // MakeHeader(): the wire header of a tensor whose bytes have CRC32C `crc`.
 v1::TensorHeader MakeHeader(const TensorInfo& info, uint64_t byte_length, uint32_t crc,
@@ -67,8 +71,10 @@ v1::TensorHeader MakeHeader(const TensorInfo& info, uint64_t byte_length, uint32
 // FrameReader: the receiving side of one stream's tensors, in order.
 class FrameReader {
  public:
-  // `max_chunk_bytes`: larger chunks are refused.
-  explicit FrameReader(uint64_t max_chunk_bytes) : max_chunk_(max_chunk_bytes) {}
+  // `max_chunk_bytes`: larger chunks are refused; so are names longer than
+  // `max_name_bytes` (a server reading inputs passes kMaxTensorNameBytes).
+  explicit FrameReader(uint64_t max_chunk_bytes, size_t max_name_bytes = kMaxWireNameBytes)
+      : max_chunk_(max_chunk_bytes), max_name_(max_name_bytes) {}
 
   // Begin(): the next tensor's header. Refused while a tensor is incomplete
   // (that one was truncated). The returned header lives until the next Begin().
@@ -97,6 +103,7 @@ class FrameReader {
   absl::StatusOr<uint64_t> Account(uint64_t size);
 
   uint64_t max_chunk_;
+  size_t max_name_;
   FrameHeader header_;
   bool in_tensor_ = false;
   uint64_t received_ = 0;

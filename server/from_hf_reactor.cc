@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/checked_math.h"
+#include "core/safetensors_format.h"
 
 namespace moe_adapter {
 namespace server {
@@ -36,12 +38,13 @@ absl::Status FromHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
       return s;
     }
     case TensorPlan::Kind::kWhole: {
-      const uint64_t need = h.byte_length + plan_.hold_bytes + window_bytes();
+      const std::optional<uint64_t> need =
+          checked::Add<uint64_t>({h.byte_length, plan_.hold_bytes, window_bytes(), KeyCost(h.info.name)});
+      const std::string name = safetensors::Quote(h.info.name);
       absl::Status s = ReserveMore(
-          need, plan_.hold_bytes > 0
-                    ? absl::StrCat("tensor \"", h.info.name, "\" (", h.byte_length, " bytes, and ", plan_.hold_bytes,
-                                   " bytes for the group it starts)")
-                    : absl::StrCat("tensor \"", h.info.name, "\" (", h.byte_length, " bytes)"));
+          need, plan_.hold_bytes > 0 ? absl::StrCat("tensor ", name, " (", h.byte_length, " bytes, and ",
+                                                    plan_.hold_bytes, " bytes for the group it starts)")
+                                     : absl::StrCat("tensor ", name, " (", h.byte_length, " bytes)"));
       if (!s.ok()) return s;
       absl::StatusOr<Bytes> buffer = AllocateBuffer(h.byte_length, h.info.name);
       if (!buffer.ok()) return buffer.status();
@@ -51,7 +54,7 @@ absl::Status FromHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
     case TensorPlan::Kind::kSlabs:
       break;
   }
-  return absl::InternalError(absl::StrCat("tensor \"", h.info.name, "\": unexpected plan in from_hf"));
+  return absl::InternalError(absl::StrCat("tensor ", safetensors::Quote(h.info.name), ": unexpected plan in from_hf"));
 }
 
 absl::Status FromHfReactor::OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) {
@@ -83,7 +86,7 @@ absl::Status FromHfReactor::OnInputEnd(Job* job) {
 }
 
 uint64_t FromHfReactor::HeldBytes() const {
-  return buffer_.size() + (converter_ ? converter_->HeldBytes() : 0);
+  return buffer_.size() + (converter_ ? converter_->HeldBytes() + converter_->KeptBytes() : 0);
 }
 
 void FromHfReactor::FillSummary(v1::StreamSummary* summary) {

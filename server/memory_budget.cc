@@ -29,7 +29,8 @@ absl::Status MemoryBudget::Account::Reserve(uint64_t bytes, absl::string_view wh
   const uint64_t delta = bytes - reserved_;
   uint64_t cur = budget_->reserved_.load(std::memory_order_relaxed);
   do {
-    if (cur + delta > budget_->total_) {
+    uint64_t after = 0;
+    if (__builtin_add_overflow(cur, delta, &after) || after > budget_->total_) {
       const uint64_t left = budget_->total_ > cur ? budget_->total_ - cur : 0;
       return absl::ResourceExhaustedError(absl::StrCat(
           what, " needs ", delta, " more bytes on the server, but only ", left, " of the total memory budget of ",

@@ -79,6 +79,15 @@ Metrics::Metrics(const MetricsInfo& info) : registry_(std::make_shared<prometheu
     }
   }
   requests_ = counters[kRequests];
+  // Every {rpc, code} series exists at 0 from the start: increase() over a
+  // series that first appears at 1 sees no increase, so the first failure of
+  // a kind would never fire MoeAdapterStreamFailures (deploy/prometheus).
+  for (int r = 0; r < kNumRpcs; ++r) {
+    for (int code = grpc::StatusCode::OK; code <= grpc::StatusCode::UNAUTHENTICATED; ++code) {
+      requests_->Add({{"rpc", std::string(RpcName(static_cast<Rpc>(r)))},
+                      {"code", std::string(GrpcCodeName(static_cast<grpc::StatusCode>(code)))}});
+    }
+  }
   for (Rpc rpc : kStreamRpcs) {
     const int r = static_cast<int>(rpc);
     const std::string name(RpcName(rpc));

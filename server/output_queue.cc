@@ -9,27 +9,35 @@ namespace server {
 void OutputQueue::PushTensor(v1::TensorHeader header, Bytes data) {
   PushHeader(std::move(header));
   if (data.size() == 0) return;
-  Entry e{Entry::Kind::kTensorData, {}, std::move(data), 0, {}};
+  Entry e{Entry::Kind::kTensorData, {}, std::move(data), 0, {}, 0};
   bytes_ += e.data.size();
   entries_.push_back(std::move(e));
 }
 
 void OutputQueue::PushHeader(v1::TensorHeader header) {
-  Entry e{Entry::Kind::kMessage, {}, {}, 0, {}};
+  Entry e{Entry::Kind::kMessage, {}, {}, 0, {}, 0};
   *e.message.mutable_header() = std::move(header);
+  PushMessage(std::move(e));
+}
+
+void OutputQueue::PushMessage(Entry e) {
+  // A header holds a name of up to 4 KiB and its metadata: thousands queued
+  // behind a slow reader are memory like any other.
+  e.message_bytes = e.message.SpaceUsedLong();
+  bytes_ += e.message_bytes;
   entries_.push_back(std::move(e));
 }
 
 void OutputQueue::PushChunk(wire::Payload chunk) {
-  Entry e{Entry::Kind::kChunk, {}, {}, 0, std::move(chunk)};
+  Entry e{Entry::Kind::kChunk, {}, {}, 0, std::move(chunk), 0};
   bytes_ += e.chunk.size();
   entries_.push_back(std::move(e));
 }
 
 void OutputQueue::PushSummary(v1::StreamSummary summary) {
-  Entry e{Entry::Kind::kMessage, {}, {}, 0, {}};
+  Entry e{Entry::Kind::kMessage, {}, {}, 0, {}, 0};
   *e.message.mutable_summary() = std::move(summary);
-  entries_.push_back(std::move(e));
+  PushMessage(std::move(e));
 }
 
 bool OutputQueue::Next(grpc::ByteBuffer* msg, uint64_t* payload) {
@@ -39,6 +47,7 @@ bool OutputQueue::Next(grpc::ByteBuffer* msg, uint64_t* payload) {
   switch (e.kind) {
     case Entry::Kind::kMessage:
       *msg = wire::EncodeMessage(e.message);
+      bytes_ -= e.message_bytes;
       entries_.pop_front();
       return true;
     case Entry::Kind::kChunk:

@@ -49,7 +49,8 @@ class OutputQueue {
   bool Next(grpc::ByteBuffer* msg, uint64_t* payload);
 
   bool empty() const { return entries_.empty(); }
-  // bytes(): tensor bytes the queue keeps alive.
+  // bytes(): what the queue keeps alive: tensor bytes, and the memory of
+  // the queued headers and summary.
   uint64_t bytes() const { return bytes_; }
   void Clear();
 
@@ -60,7 +61,9 @@ class OutputQueue {
     Bytes data;                   // kTensorData
     uint64_t offset = 0;          // kTensorData: bytes already sent
     wire::Payload chunk;          // kChunk
+    uint64_t message_bytes = 0;   // kMessage: its memory, counted in bytes_
   };
+  void PushMessage(Entry e);
 
   uint64_t chunk_bytes_;
   std::deque<Entry> entries_;

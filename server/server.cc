@@ -29,6 +29,7 @@
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/token_rules.h"
 #include "server/unix_socket.h"
 #include "server/worker_pool.h"
 
@@ -82,6 +83,23 @@ void OnSignal(int sig) {
   (void)ignored;
 }
 
+// Keepalive policy (docs/server.md, "Idle streams and keepalive"): the server pings a
+// connection that has been quiet for 60 s, with or without calls, and closes
+// it when the ping is not answered within 20 s, so a peer that vanished
+// without a FIN or RST (a killed pod, a dropped NAT entry) frees its streams
+// and socket in about 80 s. Clients may ping every 10 s or slower (common
+// client keepalives are 10-30 s); faster pings are strikes, and after 2 the
+// connection is closed (GOAWAY "too_many_pings"), so a ping flood costs
+// little.
+void SetKeepalivePolicy(grpc::ServerBuilder* builder) {
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // our own pings: unlimited
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+}
+
 // Health checking and reflection are process-wide switches in gRPC.
 void EnableGrpcPlugins() {
   static std::once_flag once;
@@ -109,6 +127,12 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
     if (cfg.auth_token.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: \"", o.auth_token_file, "\" is empty"));
     }
+    if (IsPlaceholderToken(cfg.auth_token)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--auth-token-file: \"", o.auth_token_file,
+          "\" holds a placeholder token (it contains CHANGE-ME, like the Secret committed in deploy/k8s), which "
+          "anyone can read; put a real secret there (e.g. the output of `openssl rand -hex 32`)"));
+    }
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(o);
   if (!creds.ok()) return creds.status();
@@ -116,6 +140,8 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   cfg.default_chunk_bytes = std::min<uint64_t>(wire::kDefaultChunkBytes, o.max_chunk_bytes);
   cfg.max_receive_message_bytes = o.max_chunk_bytes + wire::kMessageSlackBytes;
   cfg.max_concurrent_streams = o.max_concurrent_streams;
+  cfg.stream_idle_timeout = o.stream_idle_timeout;
+  cfg.stream_options_timeout = o.stream_options_timeout;
 
   std::unique_ptr<AdapterServer> s(new AdapterServer());
   MetricsInfo info;
@@ -145,7 +171,13 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
     builder.AddListeningPort(o.listen[i], *creds, &ports[i]);
   }
   builder.RegisterService(s->service_.get());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_receive_message_bytes));
+  // No gRPC size check: gRPC 1.51 buffers a whole message before checking its
+  // size anyway (measured: a 300 MB message against a 1 MiB limit raised RSS
+  // by 290 MB), and its check ends the call in a way the stream reads as a
+  // client cancel. The streams check the size themselves (stream_reactor.cc),
+  // so the client's RESOURCE_EXHAUSTED and the metric agree.
+  builder.SetMaxReceiveMessageSize(-1);
+  SetKeepalivePolicy(&builder);
   {
     std::optional<ScopedUmask> umask;  // socket files are bound in BuildAndStart()
     if (any_unix) umask.emplace(static_cast<mode_t>(o.unix_socket_mode));
@@ -185,6 +217,14 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
     s->exposer_->RegisterCollectable(s->metrics_->registry(), "/metrics");
     std::vector<int> ports = s->exposer_->GetListeningPorts();
     s->metrics_port_ = ports.empty() ? 0 : ports.front();
+  }
+  if (!cfg.auth_token.empty() && o.tls_cert.empty()) {
+    for (const std::string& listen : o.listen) {
+      if (std::string warning = PlaintextTokenWarning(listen); !warning.empty()) {
+        std::fprintf(stderr, "moe-adapter-server: %s\n", warning.c_str());
+        std::fflush(stderr);
+      }
+    }
   }
   if (o.release_idle_buffers > absl::ZeroDuration()) {
     AdapterServer* raw = s.get();

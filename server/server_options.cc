@@ -103,6 +103,16 @@ const std::vector<FlagRow>& Flags() {
        [](ServerOptions* o, const std::string& v) {
          return ParseDurationFlag("release-idle-buffers", v, &o->release_idle_buffers);
        }},
+      {"stream-idle-timeout", "DURATION",
+       "end a stream whose client sent nothing and read nothing this long (default 60s; 0 disables)",
+       [](ServerOptions* o, const std::string& v) {
+         return ParseDurationFlag("stream-idle-timeout", v, &o->stream_idle_timeout);
+       }},
+      {"stream-options-timeout", "DURATION",
+       "end a stream whose options have not arrived this long after it opened (default 10s; 0: idle timeout)",
+       [](ServerOptions* o, const std::string& v) {
+         return ParseDurationFlag("stream-options-timeout", v, &o->stream_options_timeout);
+       }},
   };
   return *rows;
 }
@@ -213,6 +223,12 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   }
   if (o.release_idle_buffers < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--release-idle-buffers must not be negative");
+  }
+  if (o.stream_idle_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--stream-idle-timeout must not be negative");
+  }
+  if (o.stream_options_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--stream-options-timeout must not be negative");
   }
   return absl::OkStatus();
 }

@@ -68,6 +68,13 @@ struct ServerOptions {
   // (core/buffer_cache.h) are freed once unused this long, so an idle server
   // gives a checkpoint's layer buffers back; zero keeps them.
   absl::Duration release_idle_buffers = absl::Seconds(60);
+  // --stream-idle-timeout: a stream whose client neither sent a message nor
+  // took an output for this long (while no job of its own ran) ends with
+  // DEADLINE_EXCEEDED and frees its slot and buffers; zero disables.
+  absl::Duration stream_idle_timeout = absl::Seconds(60);
+  // --stream-options-timeout: the same, for the first message (the options),
+  // counted from the stream's start; zero leaves it to the idle timeout.
+  absl::Duration stream_options_timeout = absl::Seconds(10);
   // Conversion worker threads; 0 = one per hardware thread (not a flag).
   int worker_threads = 0;
 };

@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -8,6 +10,7 @@
 #include "server/from_hf_reactor.h"
 #include "server/status_mapping.h"
 #include "server/to_hf_reactor.h"
+#include "server/token_rules.h"
 
 namespace moe_adapter {
 namespace server {
@@ -20,21 +23,17 @@ class RefusedStream final : public AdapterService::BidiReactor {
   void OnDone() override { delete this; }
 };
 
-// Compares in time that depends on the expected token's length only, so
-// timing reveals nothing about how much of a guess was right.
-bool SameSecret(absl::string_view given, absl::string_view want) {
-  unsigned char diff = given.size() == want.size() ? 0 : 1;
-  for (size_t i = 0; i < want.size(); ++i) {
-    diff |= static_cast<unsigned char>((i < given.size() ? given[i] : 0) ^ want[i]);
-  }
-  return diff == 0;
-}
-
 }  // namespace
 
 AdapterService::AdapterService(const ServiceConfig& config, Metrics* metrics, MemoryBudget* budget,
                                WorkerPool* workers)
-    : config_(config), metrics_(metrics), budget_(budget), workers_(workers) {}
+    : config_(config), metrics_(metrics), budget_(budget), workers_(workers) {
+  absl::Duration shortest = absl::InfiniteDuration();
+  for (absl::Duration d : {config.stream_idle_timeout, config.stream_options_timeout}) {
+    if (d > absl::ZeroDuration()) shortest = std::min(shortest, d);
+  }
+  if (shortest != absl::InfiniteDuration()) watchdog_ = std::make_unique<IdleWatchdog>(IdleWatchdog::PeriodFor(shortest));
+}
 
 absl::Status AdapterService::CheckToken(const grpc::CallbackServerContext* context) const {
   if (config_.auth_token.empty()) return absl::OkStatus();
@@ -77,6 +76,10 @@ AdapterService::BidiReactor* AdapterService::OpenStream(grpc::CallbackServerCont
   env.workers = workers_;
   env.default_chunk_bytes = config_.default_chunk_bytes;
   env.max_chunk_bytes = config_.max_chunk_bytes;
+  env.max_message_bytes = config_.max_receive_message_bytes;
+  env.watchdog = watchdog_.get();
+  env.idle_timeout = absl::ToChronoNanoseconds(config_.stream_idle_timeout);
+  env.options_timeout = absl::ToChronoNanoseconds(config_.stream_options_timeout);
   env.on_destroyed = [this] {
     metrics_->StreamEnded();
     active_.fetch_sub(1);

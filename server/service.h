@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "moe_adapter/device.h"
@@ -24,7 +25,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
+#include "server/idle_watchdog.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/stream_reactor.h"
@@ -42,8 +45,12 @@ struct ServiceConfig {
   std::string auth_token;
   uint64_t max_chunk_bytes = wire::kDefaultChunkBytes;
   uint64_t default_chunk_bytes = wire::kDefaultChunkBytes;
+  // Larger messages end their stream with RESOURCE_EXHAUSTED.
   uint64_t max_receive_message_bytes = 0;
   int max_concurrent_streams = 64;
+  // --stream-idle-timeout, --stream-options-timeout (zero disables each).
+  absl::Duration stream_idle_timeout = absl::ZeroDuration();
+  absl::Duration stream_options_timeout = absl::ZeroDuration();
 };
 
 // The conversion methods are registered raw (gRPC byte buffers, decoded by
@@ -84,6 +91,8 @@ class AdapterService final : public RawStreamingService {
   Metrics* metrics_;
   MemoryBudget* budget_;
   WorkerPool* workers_;
+  // Null when both stream timeouts are off.
+  std::unique_ptr<IdleWatchdog> watchdog_;
   std::atomic<bool> draining_{false};
   std::atomic<int> active_{0};
 };

@@ -1,6 +1,7 @@
 #include "server/stream_options.h"
 
 #include "absl/strings/str_cat.h"
+#include "server/wire_limits.h"
 
 namespace moe_adapter {
 namespace server {
@@ -10,10 +11,41 @@ absl::Status Prefixed(const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("options: ", s.message()));
 }
 
+// CheckBounds(): every string and list of the options within wire_limits.h,
+// before any of them is parsed, compiled or quoted.
+absl::Status CheckBounds(const v1::StreamOptions& w) {
+  const struct {
+    const char* field;
+    size_t size;
+    size_t limit;
+  } fields[] = {
+      {"config_json", w.config_json().size(), wire::kMaxConfigJsonBytes},
+      {"adapter_config_json", w.adapter_config_json().size(), wire::kMaxConfigJsonBytes},
+      {"exclude_key_regex", w.exclude_key_regex().size(), wire::kMaxRegexBytes},
+      {"lora_layout", w.lora_layout().size(), wire::kMaxOptionNameBytes},
+      {"dtype", w.dtype().size(), wire::kMaxOptionNameBytes},
+      {"geometry.config_dtype", w.geometry().config_dtype().size(), wire::kMaxOptionNameBytes},
+  };
+  for (const auto& f : fields) {
+    if (f.size > f.limit) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options: ", f.field, " of ", f.size, " bytes exceeds the limit of ", f.limit, " bytes"));
+    }
+  }
+  if (static_cast<size_t>(w.geometry().mlp_only_layers_size()) > wire::kMaxMlpOnlyLayers) {
+    return absl::InvalidArgumentError(absl::StrCat("options: geometry.mlp_only_layers has ",
+                                                   w.geometry().mlp_only_layers_size(),
+                                                   " entries, more than the limit of ", wire::kMaxMlpOnlyLayers));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<StreamConfig> StreamConfigFromWire(const v1::StreamOptions& w, uint64_t default_chunk,
                                                   uint64_t max_chunk) {
+  absl::Status bounded = CheckBounds(w);
+  if (!bounded.ok()) return bounded;
   StreamConfig cfg;
   ConvertOptions& o = cfg.options;
   const v1::Geometry& g = w.geometry();

@@ -29,7 +29,8 @@ struct StreamConfig {
 };
 
 // StreamConfigFromWire(): `default_chunk` when the client asks for none;
-// more than `max_chunk` is refused.
+// more than `max_chunk` is refused, and so is any string or list over its
+// bound in wire_limits.h (before it is parsed).
 absl::StatusOr<StreamConfig> StreamConfigFromWire(const v1::StreamOptions& wire, uint64_t default_chunk,
                                                   uint64_t max_chunk);
 

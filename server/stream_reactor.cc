@@ -1,16 +1,27 @@
 #include "server/stream_reactor.h"
 
+#include <malloc.h>
+
 #include <exception>
 #include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "core/checked_math.h"
+#include "core/safetensors_format.h"
+#include "core/session_common.h"
 #include "moe_adapter/crc32c.h"
 #include "server/status_mapping.h"
+#include "server/wire_limits.h"
 
 namespace moe_adapter {
 namespace server {
 namespace {
+
+// A stream that held this much gives the freed memory back to the system when
+// it ends (see ~StreamReactor()).
+constexpr uint64_t kTrimAfterBytes = uint64_t{16} << 20;
 
 constexpr char kOutOfMemory[] =
     "the server ran out of memory (its --max-stream-memory / --max-total-memory exceed what the machine has)";
@@ -33,27 +44,35 @@ absl::StatusOr<Bytes> StreamReactor::AllocateBuffer(uint64_t size, const std::st
   try {
     return Bytes::Allocate(size);
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat("tensor \"", tensor, "\": ", kOutOfMemory));
+    return absl::ResourceExhaustedError(absl::StrCat("tensor ", safetensors::Quote(tensor), ": ", kOutOfMemory));
   }
 }
 
 StreamReactor::StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServerContext* context)
     : env_(env),
       rpc_(rpc),
+      context_(context),
       deadline_(context->deadline()),
       started_(std::chrono::steady_clock::now()),
       account_(env.budget),
-      reader_(env.default_chunk_bytes),
+      reader_(env.default_chunk_bytes, wire::kMaxTensorNameBytes),
       queue_(env.default_chunk_bytes),
-      chunk_bytes_(env.default_chunk_bytes) {}
+      chunk_bytes_(env.default_chunk_bytes),
+      last_progress_(started_) {}
 
 StreamReactor::~StreamReactor() {
   queue_.Clear();
   account_.SetHeld(0);
+  // The server runs one malloc arena (docs/server.md): the many small blocks
+  // of a large stream's bookkeeping (keys, headers) are freed in the middle
+  // of it, where glibc keeps them resident. Hand them back, as the budget
+  // says they are.
+  if (account_.peak() >= kTrimAfterBytes) ::malloc_trim(0);
   if (env_.on_destroyed) env_.on_destroyed();
 }
 
 void StreamReactor::Start() {
+  if (env_.watchdog) env_.watchdog->Add(this);
   std::lock_guard<std::mutex> lock(mu_);
   Pump();
 }
@@ -63,6 +82,7 @@ void StreamReactor::Start() {
 void StreamReactor::OnReadDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   read_in_flight_ = false;
+  last_progress_ = std::chrono::steady_clock::now();
   if (job_running_ && !finish_called_ && error_.ok()) {
     // The job owns the subclass's state: this message waits for its end.
     read_pending_ = true;
@@ -96,6 +116,7 @@ void StreamReactor::HandleRead(bool ok) {
 void StreamReactor::OnWriteDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   write_in_flight_ = false;
+  last_progress_ = std::chrono::steady_clock::now();
   if (!ok) Fail(absl::CancelledError("the client stopped receiving"));
   Pump();
 }
@@ -108,6 +129,8 @@ void StreamReactor::OnCancel() {
 }
 
 void StreamReactor::OnDone() {
+  // Before the lock: the watchdog holds its own lock while it checks us.
+  if (env_.watchdog) env_.watchdog->Remove(this);
   bool destroy;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -131,9 +154,46 @@ void StreamReactor::OnDone() {
   if (destroy) delete this;
 }
 
+void StreamReactor::CheckIdle(std::chrono::steady_clock::time_point now) {
+  bool cancel = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // A running job is the server's wait, not the client's.
+    if (finish_called_ || idle_cancelled_ || job_running_) return;
+    const bool before_options = !options_seen_ && env_.options_timeout.count() > 0;
+    const std::chrono::nanoseconds limit = before_options ? env_.options_timeout : env_.idle_timeout;
+    if (limit.count() <= 0 || now - last_progress_ < limit) return;
+    if (write_in_flight_) {
+      // The client stopped taking outputs: Finish must wait for the write, so
+      // the call is cancelled instead (the client, not reading, sees CANCELLED).
+      idle_cancelled_ = true;
+      cancel = true;
+    } else {
+      // DEADLINE_EXCEEDED: a time limit passed before the stream could
+      // complete. Not CANCELLED (nobody cancelled; the client would think it
+      // had) nor UNAVAILABLE (which invites a blind retry of the same stall).
+      const std::string d = absl::FormatDuration(absl::FromChrono(limit));
+      Fail(absl::DeadlineExceededError(
+          before_options ? absl::StrCat("no options from the client within ", d, " of opening the stream (--stream-options-timeout)")
+                         : absl::StrCat("no message from the client for ", d, " (--stream-idle-timeout)")));
+      Pump();
+    }
+  }
+  if (cancel) context_->TryCancel();
+}
+
 // ---- input -------------------------------------------------------------------
 
 absl::Status StreamReactor::HandleMessage(Job* job) {
+  // gRPC's own size check would end the call without telling this reactor why
+  // (it reads as a client cancel); the server checks instead, so the client's
+  // code and the metric's agree (server.cc turns gRPC's check off).
+  if (env_.max_message_bytes != 0 && in_.Length() > env_.max_message_bytes) {
+    const size_t size = in_.Length();
+    in_.Clear();
+    return absl::ResourceExhaustedError(absl::StrCat("a message of ", size, " bytes is larger than this server accepts (",
+                                                     env_.max_message_bytes, " bytes: --max-chunk-bytes + 1 MiB)"));
+  }
   absl::Status decoded = wire::Decode(&in_, &msg_);
   if (!decoded.ok()) return decoded;
   if (msg_.is_chunk) {
@@ -153,8 +213,18 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
       absl::StatusOr<StreamConfig> cfg =
           StreamConfigFromWire(in.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
       if (!cfg.ok()) return cfg.status();
+      // What the options keep (up to 1 MiB of adapter config, a layer list
+      // as long as config.json makes it) stays with the stream, in up to
+      // three copies (the reactor's, the session's, one being validated).
+      const ConvertOptions& o = cfg->options;
+      const std::optional<uint64_t> kept = checked::Mul<uint64_t>(
+          {3, o.adapter_config_json.size() + o.exclude_key_regex.size() +
+                  o.geometry.mlp_only_layers.size() * sizeof(int64_t)});
+      absl::Status room = ReserveMore(kept, "the stream's options");
+      if (!room.ok()) return room;
+      options_bytes_ = kept.value_or(0);
       chunk_bytes_ = cfg->chunk_bytes;
-      reader_ = wire::FrameReader(chunk_bytes_);
+      reader_ = wire::FrameReader(chunk_bytes_, wire::kMaxTensorNameBytes);
       queue_ = OutputQueue(chunk_bytes_);
       options_seen_ = true;
       return OnOptions(*cfg);
@@ -163,7 +233,11 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
       if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
       absl::StatusOr<const wire::FrameHeader*> h = reader_.Begin(in.header());
       if (!h.ok()) return h.status();
-      RefreshHeld();
+      // The stream keeps the name (input registry, an output key, a queued
+      // header) after the tensor: reserved before the core sees it.
+      absl::Status kept = ReserveMore(KeyCost((*h)->info.name) * 3 + MetadataBytes((*h)->metadata),
+                                      absl::StrCat("the bookkeeping of tensor ", safetensors::Quote((*h)->info.name)));
+      if (!kept.ok()) return kept;
       absl::Status s = OnTensorBegin(**h);
       if (!s.ok()) return s;
       if (!reader_.complete()) return absl::OkStatus();
@@ -219,6 +293,7 @@ void StreamReactor::StartJob(Job job, bool end_of_input) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_running_ = false;
+      last_progress_ = std::chrono::steady_clock::now();
       destroy = done_;
       if (!destroy) {
         if (!s.ok()) {
@@ -282,11 +357,28 @@ void StreamReactor::Fail(const absl::Status& status) {
 
 void StreamReactor::RefreshHeld() {
   if (!job_running_) sub_held_ = HeldBytes();
-  account_.SetHeld(sub_held_ + queue_.bytes());
+  account_.SetHeld(sub_held_ + queue_.bytes() + options_bytes_);
 }
 
-absl::Status StreamReactor::ReserveMore(uint64_t need, const std::string& what) {
-  return account_.Reserve(account_.held() + need, what);
+uint64_t StreamReactor::KeyCost(const std::string& name) {
+  return KeyFootprint(name.size() + (wire::kMaxWireNameBytes - wire::kMaxTensorNameBytes));
+}
+
+uint64_t StreamReactor::MetadataBytes(const std::map<std::string, std::string>& metadata) {
+  uint64_t n = 0;
+  for (const auto& [k, v] : metadata) n += KeyFootprint(k.size()) + v.size();  // bounded by wire_limits.h
+  return n;
+}
+
+absl::Status StreamReactor::ReserveMore(std::optional<uint64_t> need, const std::string& what) {
+  RefreshHeld();
+  const std::optional<uint64_t> total = checked::Add(std::optional<uint64_t>(account_.held()), need);
+  if (!total) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, " needs more bytes held at once than 64 bits can count, more than the per-stream memory budget of ",
+        env_.budget->per_stream_limit(), " bytes (--max-stream-memory)"));
+  }
+  return account_.Reserve(*total, what);
 }
 
 void StreamReactor::Pump() {

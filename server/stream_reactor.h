@@ -37,6 +37,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,7 @@
 #include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.pb.h"
 #include "server/frame_codec.h"
+#include "server/idle_watchdog.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/output_queue.h"
@@ -65,6 +67,14 @@ struct StreamEnv {
   WorkerPool* workers = nullptr;
   uint64_t default_chunk_bytes = wire::kDefaultChunkBytes;
   uint64_t max_chunk_bytes = wire::kDefaultChunkBytes;
+  // Larger messages end the stream with RESOURCE_EXHAUSTED; 0: no limit.
+  uint64_t max_message_bytes = 0;
+  // Ends streams that wait on their client too long (CheckIdle()); null: none.
+  IdleWatchdog* watchdog = nullptr;
+  // Zero disables each. Before the options arrive options_timeout applies
+  // (idle_timeout when it is zero).
+  std::chrono::nanoseconds idle_timeout{0};
+  std::chrono::nanoseconds options_timeout{0};
   // Called once, when the stream is destroyed.
   std::function<void()> on_destroyed;
 };
@@ -78,7 +88,8 @@ using JobOutputs = std::vector<JobOutput>;
 // Job: conversion work, run on a worker; appends its outputs.
 using Job = std::function<absl::Status(JobOutputs*)>;
 
-class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                      public IdleWatchdog::Watched {
  public:
   StreamReactor(const StreamEnv& env, Rpc rpc, grpc::CallbackServerContext* context);
 
@@ -89,6 +100,9 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   void OnWriteDone(bool ok) final;
   void OnCancel() final;
   void OnDone() final;
+  // CheckIdle(): the stream waited on its client (for a message, or to take
+  // an output) longer than its limit with no job running: it ends.
+  void CheckIdle(std::chrono::steady_clock::time_point now) final;
 
  protected:
   // The environment shared by every stream (device, budgets, metrics).
@@ -105,15 +119,23 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   virtual absl::Status OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) = 0;
   // OnInputEnd(): the client half-closed after complete tensors.
   virtual absl::Status OnInputEnd(Job* job) = 0;
-  // HeldBytes(): bytes the subclass holds (input buffers, incomplete groups).
+  // HeldBytes(): bytes the subclass holds (input buffers, incomplete groups,
+  // the core's bookkeeping: ToHfConverter::KeptBytes()).
   virtual uint64_t HeldBytes() const = 0;
   // FillSummary(): warnings and metadata, after the end job.
   virtual void FillSummary(v1::StreamSummary* summary) = 0;
 
   // For hooks:
   // ReserveMore(): budget for `need` bytes beyond what the stream holds now;
-  // RESOURCE_EXHAUSTED naming `what` when they do not fit.
-  absl::Status ReserveMore(uint64_t need, const std::string& what);
+  // RESOURCE_EXHAUSTED naming `what` and the budget when they do not fit.
+  // `need` is nullopt when computing it overflowed (checked::, which every
+  // size from client numbers goes through): that never fits.
+  absl::Status ReserveMore(std::optional<uint64_t> need, const std::string& what);
+  // KeyCost(): what keeping one key derived from input `name` costs (an
+  // output key adds at most an expert id and a suffix).
+  static uint64_t KeyCost(const std::string& name);
+  // MetadataBytes(): what keeping a header's metadata costs.
+  static uint64_t MetadataBytes(const std::map<std::string, std::string>& metadata);
   // AllocateBuffer(): `size` bytes for `tensor`, after ReserveMore(). A
   // machine with less memory than the budgets promise gives
   // RESOURCE_EXHAUSTED instead of ending the process.
@@ -141,6 +163,7 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
 
   const StreamEnv env_;
   const Rpc rpc_;
+  grpc::CallbackServerContext* const context_;
   const std::chrono::system_clock::time_point deadline_;
   const std::chrono::steady_clock::time_point started_;
 
@@ -168,10 +191,14 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   absl::Status error_;
   grpc::StatusCode final_code_ = grpc::StatusCode::UNKNOWN;
   uint64_t sub_held_ = 0;  // HeldBytes() when no job ran last
+  uint64_t options_bytes_ = 0;  // what the options' strings cost, kept all along
   int64_t tensors_in_ = 0;
   int64_t tensors_out_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;  // payload handed to the queue
+  // The last read or write completed, or job ended (CheckIdle()).
+  std::chrono::steady_clock::time_point last_progress_;
+  bool idle_cancelled_ = false;
 };
 
 }  // namespace server

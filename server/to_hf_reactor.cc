@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/checked_math.h"
+#include "core/safetensors_format.h"
 
 namespace moe_adapter {
 namespace server {
@@ -42,11 +44,16 @@ absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
     }
     case TensorPlan::Kind::kSlabs: {
       // One slab buffer, plus the outputs of the slabs one chunk can complete
-      // (cast may widen them), plus the output window.
+      // (cast may widen them), plus the output window, plus the keys of every
+      // output (two per slab at most), kept until the stream ends.
       const DType out = options_.dtype.value_or(h.info.dtype);
       const uint64_t widen = std::max<uint64_t>(1, DTypeSize(out) / DTypeSize(h.info.dtype));
-      const uint64_t need = plan_.slab_bytes + (plan_.slab_bytes + chunk_bytes()) * widen + window_bytes();
-      absl::Status s = ReserveMore(need, absl::StrCat("tensor \"", h.info.name, "\" (expert slabs of ",
+      const uint64_t slab = plan_.slab_bytes;
+      const std::optional<uint64_t> need = checked::Add<uint64_t>(
+          checked::Add<uint64_t>(slab, checked::Mul<uint64_t>(checked::Add<uint64_t>({slab, chunk_bytes()}), widen)),
+          checked::Add<uint64_t>(window_bytes(),
+                                 checked::Mul<uint64_t>({static_cast<uint64_t>(plan_.num_slabs), 2, KeyCost(h.info.name)})));
+      absl::Status s = ReserveMore(need, absl::StrCat("tensor ", safetensors::Quote(h.info.name), " (expert slabs of ",
                                                       plan_.slab_bytes, " bytes)"));
       if (!s.ok()) return s;
       absl::StatusOr<Bytes> buffer = plan_.num_slabs > 0 ? AllocateBuffer(plan_.slab_bytes, h.info.name) : Bytes();
@@ -58,10 +65,14 @@ absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
     }
     case TensorPlan::Kind::kWhole: {
       // LoRA: the tensor, and outputs up to twice its size (per-expert A is
-      // written under two names).
-      const uint64_t need = 3 * h.byte_length + window_bytes();
-      absl::Status s = ReserveMore(need, absl::StrCat("tensor \"", h.info.name, "\" (", h.byte_length,
-                                                      " bytes converted whole)"));
+      // written under two names), and their keys (two per expert). A hostile
+      // byte_length makes 3x wrap: checked.
+      const uint64_t experts = h.info.shape.empty() ? 0 : static_cast<uint64_t>(h.info.shape[0]);
+      const std::optional<uint64_t> need = checked::Add<uint64_t>(
+          checked::Mul<uint64_t>({3, h.byte_length}),
+          checked::Add<uint64_t>(window_bytes(), checked::Mul<uint64_t>({experts, 2, KeyCost(h.info.name)})));
+      absl::Status s = ReserveMore(need, absl::StrCat("tensor ", safetensors::Quote(h.info.name), " (",
+                                                      h.byte_length, " bytes converted whole)"));
       if (!s.ok()) return s;
       absl::StatusOr<Bytes> buffer = AllocateBuffer(h.byte_length, h.info.name);
       if (!buffer.ok()) return buffer.status();

@@ -36,7 +36,7 @@ class ToHfReactor : public StreamReactor {
   absl::Status OnTensorBegin(const wire::FrameHeader& header) override;
   absl::Status OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) override;
   absl::Status OnInputEnd(Job* job) override;
-  uint64_t HeldBytes() const override { return buffer_.size(); }
+  uint64_t HeldBytes() const override { return buffer_.size() + (converter_ ? converter_->KeptBytes() : 0); }
   void FillSummary(v1::StreamSummary* summary) override;
 
  private:

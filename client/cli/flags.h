@@ -29,9 +29,14 @@ struct ParsedFlags {
 };
 
 // ParseFlags(): "--name value", "--name=value", "--switch". Unknown flags,
-// missing values and a flag given twice (unless `repeatable`) are errors.
+// missing values and a flag given twice (unless `repeatable`) are errors; an
+// unknown flag's error names the closest known one ("did you mean --output?").
 absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<FlagSpec>& specs, const std::vector<std::string>& args,
                                        const std::vector<std::string>& repeatable = {});
+
+// ClosestFlag(): the known flag nearest to `name` by edit distance, "" when
+// none is near enough to be a likely typo.
+std::string ClosestFlag(const std::vector<FlagSpec>& specs, const std::string& name);
 
 // FlagsHelp(): the table, one flag per line.
 std::string FlagsHelp(const std::vector<FlagSpec>& specs);

@@ -1,26 +1,29 @@
 // moe-adapter: the command-line shell over the conversion library.
-// Exit status (spec §15.7): 0 success, 1 conversion or input error, 2 usage error.
+// Exit status (spec §15.7): 0 success, 1 conversion or input error, 2 usage
+// error; `health` follows grpc_health_probe instead (see HealthHelp()).
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <unistd.h>
 
-#include <set>
-#include <fstream>
 #include <iostream>
-#include <sstream>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/cli/commands.h"
 #include "client/cli/flags.h"
+#include "client/cli/empty_dir_output.h"
+#include "client/cli/report.h"
+#include "core/safetensors_format.h"
 #include "moe_adapter/convert_options.h"
 #include "client/cli/progress.h"
 #include "client/output_dir.h"
 #include "core/regular_file.h"
 #include "moe_adapter/checkpoint_convert.h"
 #include "moe_adapter/device.h"
-#include "moe_adapter/inspect.h"
 #ifdef MOE_ADAPTER_HAVE_CLIENT
 #include "moe_adapter/client.h"
 #include "moe_adapter/remote_streams.h"
@@ -31,10 +34,6 @@
 
 namespace moe_adapter::cli {
 namespace {
-
-constexpr int kExitOk = 0;
-constexpr int kExitError = 1;
-constexpr int kExitUsage = 2;
 
 const std::vector<FlagSpec>& ConvertFlags() {
   static const std::vector<FlagSpec> specs = {
@@ -62,32 +61,45 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"token-file", "PATH", "file holding the bearer token the server expects"},
       {"chunk-size", "SIZE", "wire chunk size (default 4MiB-64KiB)"},
       {"timeout", "SECONDS", "deadline of each stream (default: none)"},
-      {"overwrite", nullptr, "replace an existing output"},
+      {"overwrite", nullptr, "replace an existing output (an existing empty directory needs no --overwrite)"},
       {"quiet", nullptr, "no progress bar and no summary"},
-      {"json", nullptr, "print a JSON summary on stdout"},
+      {"json", nullptr, "print a JSON summary on stdout (errors too: {\"error\": {\"code\", \"message\"}})"},
       {"help", nullptr, "show this help"},
   };
   return specs;
 }
 
+#ifndef MOE_ADAPTER_VERSION
+#define MOE_ADAPTER_VERSION "unknown"
+#endif
+
+// The top-level help: the commands; each command's --help has its flags.
 std::string Usage() {
-  return absl::StrCat(
-      "usage:\n"
-      "  moe-adapter to-hf   --input IN --output OUT [GEOMETRY] [options]\n"
-      "  moe-adapter from-hf --input IN --output OUT [GEOMETRY] [options]\n"
-      "  moe-adapter inspect PATH [--config config.json] [--json]\n"
-      "  moe-adapter health --server ADDR [--tls-ca F --tls-cert F --tls-key F --token-file F]\n"
-      "IN/OUT: a .safetensors file, a checkpoint directory or a PEFT adapter directory\n"
-      "GEOMETRY: --config config.json | --num-experts E --hidden-size H --moe-intermediate-size I\n"
-      "          (default: config.json inside an input directory)\n"
-      "options:\n",
-      FlagsHelp(ConvertFlags()));
+  return "usage: moe-adapter COMMAND [flags]\n"
+         "commands:\n"
+         "  to-hf     native grouped experts -> Hugging Face per-expert (checkpoint or LoRA adapter)\n"
+         "  from-hf   Hugging Face per-expert -> native grouped experts\n"
+         "  inspect   what a checkpoint or adapter holds: format, layout, rank, alpha, geometry, dtypes\n"
+         "  health    is a server SERVING (exit status as grpc_health_probe)\n"
+         "  version   this CLI's version (also --version)\n"
+         "moe-adapter COMMAND --help shows that command's flags.\n"
+         "Exit status: 0 success, 1 conversion or input error, 2 usage error (health: see its --help).\n";
 }
 
-// A usage error: wrong flags or values; exit 2.
-struct UsageError {
-  std::string message;
-};
+std::string ConvertHelp(Direction dir) {
+  const bool to_hf = dir == Direction::kToHf;
+  return absl::StrCat(
+      "usage: moe-adapter ", to_hf ? "to-hf  " : "from-hf", " --input IN --output OUT [GEOMETRY] [flags]\n",
+      to_hf ? "Converts native grouped experts (and native LoRA) to the Hugging Face per-expert layout (PEFT).\n"
+            : "Converts Hugging Face per-expert experts (and PEFT LoRA) to native grouped experts.\n",
+      "IN/OUT: a .safetensors file, a checkpoint directory or a PEFT adapter directory; OUT must not exist,\n"
+      "        or be an empty directory, unless --overwrite\n"
+      "GEOMETRY: --config config.json | --num-experts E --hidden-size H --moe-intermediate-size I\n"
+      "          (default: config.json inside an input directory)\n"
+      "Exit status: 0 success, 1 conversion or input error, 2 usage error.\n"
+      "flags:\n",
+      FlagsHelp(ConvertFlags()));
+}
 
 // A FIFO or device given as a file is refused, not read forever.
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t limit) { return ReadRegularFile(path, limit); }
@@ -287,40 +299,98 @@ absl::StatusOr<std::vector<StreamOpener>> RemoteOpeners(const ParsedFlags& f, bo
   return out;
 }
 
-int RunHealth(const std::vector<std::string>& args) {
+// health's exit status, as grpc_health_probe's, which probes and scripts
+// already understand.
+constexpr int kHealthServing = 0;
+constexpr int kHealthInvalidArguments = 1;  // flags, or TLS/token files that cannot be read
+constexpr int kHealthConnectionFailure = 2; // nothing answered (refused, TLS handshake, timeout)
+constexpr int kHealthRpcFailure = 3;        // the server answered the RPC with an error
+constexpr int kHealthUnhealthy = 4;         // it answered, but not SERVING (e.g. draining)
+
+const std::vector<FlagSpec>& HealthFlags() {
   static const std::vector<FlagSpec> specs = {
       {"server", "ADDR", "the server (host:port or unix:///path)"},
+      {"service", "NAME", "the service to check, e.g. moe_adapter.v1.MoeAdapter (default: the whole server)"},
       {"tls-ca", "PATH", "PEM CA certificate(s): use TLS"},
       {"tls-cert", "PATH", "PEM client certificate (mTLS)"},
       {"tls-key", "PATH", "PEM client key (mTLS)"},
       {"tls-server-name", "NAME", "expected server name in its certificate"},
-      {"token-file", "PATH", "bearer token file (GetInfo needs it; health does not)"},
+      {"token-file", "PATH", "bearer token file (for the GetInfo details; the health check needs none)"},
       {"timeout", "SECONDS", "deadline (default 5)"},
-      {"json", nullptr, "print JSON"},
+      {"json", nullptr, "print JSON on stdout"},
+      {"help", nullptr, "show this help"},
   };
-  absl::StatusOr<ParsedFlags> f = ParseFlags(specs, args);
-  if (!f.ok() || !f->Has("server")) {
-    std::cerr << "moe-adapter: " << (f.ok() ? "health needs --server" : std::string(f.status().message()))
-              << "\nusage: moe-adapter health --server ADDR [options]\n" << FlagsHelp(specs);
-    return kExitUsage;
+  return specs;
+}
+
+std::string HealthHelp() {
+  return absl::StrCat(
+      "usage: moe-adapter health --server ADDR [flags]\n"
+      "Asks the server's grpc.health.v1 service whether it is SERVING (no token needed), and prints its\n"
+      "version, device and budgets (GetInfo, with --token-file where the server wants one).\n"
+      "Exit status (as grpc_health_probe):\n"
+      "  0  SERVING\n"
+      "  1  invalid arguments (unknown flag, unreadable TLS or token file)\n"
+      "  2  connection failure: nothing answered at ADDR (refused, TLS handshake failed, or --timeout)\n"
+      "  3  the health RPC failed (the server answered with an error, e.g. an unknown --service)\n"
+      "  4  the server answered NOT_SERVING (draining after SIGTERM, or not ready)\n"
+      "flags:\n",
+      FlagsHelp(HealthFlags()));
+}
+
+int RunHealth(const std::vector<std::string>& args) {
+  const Reporter report("health", WantsJson(args));
+  absl::StatusOr<ParsedFlags> f = ParseFlags(HealthFlags(), args);
+  if (!f.ok()) return report.Usage(f.status().message(), kHealthInvalidArguments);
+  if (f->Has("help")) {
+    std::cout << HealthHelp();
+    return kExitOk;
   }
+  if (!f->positional.empty()) {
+    return report.Usage(absl::StrCat("unexpected argument ", safetensors::Quote(f->positional[0])),
+                        kHealthInvalidArguments);
+  }
+  if (!f->Has("server")) return report.Usage("health needs --server ADDR", kHealthInvalidArguments);
   bool usage = false;
   absl::StatusOr<ClientOptions> c = ClientFromFlags(*f, &usage);
   if (!c.ok()) {
-    std::cerr << "moe-adapter: " << (usage ? "usage: " : "error: ") << c.status().message() << "\n";
-    return usage ? kExitUsage : kExitError;
+    return usage ? report.Usage(c.status().message(), kHealthInvalidArguments)
+                 : report.Error(c.status(), kHealthInvalidArguments);
   }
   c->target = f->Get("server");
   if (!f->Has("timeout")) c->deadline = absl::Seconds(5);
   absl::StatusOr<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(*c);
-  if (!client.ok()) {
-    std::cerr << "moe-adapter: error: " << client.status().message() << "\n";
-    return kExitError;
+  if (!client.ok()) return report.Error(client.status(), kHealthInvalidArguments);
+  const absl::Status health = (*client)->Health(f->Get("service"));
+  int code = kHealthServing;
+  const char* state = "SERVING";
+  if (!health.ok()) {
+    switch (health.code()) {
+      case absl::StatusCode::kFailedPrecondition:  // answered, not SERVING (client.h)
+        code = kHealthUnhealthy;
+        state = "NOT_SERVING";
+        break;
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kDeadlineExceeded:
+        code = kHealthConnectionFailure;
+        state = "UNREACHABLE";
+        break;
+      default:
+        code = kHealthRpcFailure;
+        state = "RPC_FAILED";
+        break;
+    }
   }
-  absl::Status health = (*client)->Health();
-  absl::StatusOr<RemoteServerInfo> info = (*client)->GetInfo();
-  nlohmann::json j = {{"server", c->target}, {"serving", health.ok()}};
-  if (!health.ok()) j["health_error"] = std::string(health.message());
+  // Details only from a server that answered (no second wait on a dead one).
+  absl::StatusOr<RemoteServerInfo> info = code == kHealthConnectionFailure
+                                              ? absl::StatusOr<RemoteServerInfo>(health)
+                                              : (*client)->GetInfo();
+  nlohmann::json j = {{"server", c->target}, {"serving", health.ok()}, {"status", state}, {"exit_code", code}};
+  if (!health.ok()) {
+    j["health_error"] = Bounded(health.message());
+    // The shape every command's --json errors have, beside the health fields.
+    j["error"] = {{"code", absl::StatusCodeToString(health.code())}, {"message", Bounded(health.message())}};
+  }
   if (info.ok()) {
     j["version"] = info->version;
     j["device"] = info->device;
@@ -332,113 +402,98 @@ int RunHealth(const std::vector<std::string>& args) {
     j["max_total_memory_bytes"] = info->max_total_memory_bytes;
     j["max_concurrent_streams"] = info->max_concurrent_streams;
   } else {
-    j["info_error"] = std::string(info.status().message());
+    j["info_error"] = Bounded(info.status().message());
   }
-  if (f->Has("json")) {
-    std::cout << j.dump() << "\n";
+  if (report.json()) {
+    std::cout << DumpJson(j) << "\n";
   } else {
-    std::cout << c->target << ": " << (health.ok() ? "SERVING" : "NOT SERVING (" + std::string(health.message()) + ")") << "\n";
+    std::cout << c->target << ": " << state << (health.ok() ? "" : " (" + Bounded(health.message()) + ")") << "\n";
     if (info.ok()) {
       std::cout << "  version " << info->version << ", device " << info->device
                 << (info->cuda_built ? ", CUDA built" : ", CPU build") << "\n  budgets: "
                 << HumanBytes(info->max_stream_memory_bytes) << " per stream, " << HumanBytes(info->max_total_memory_bytes)
                 << " in total, " << info->max_concurrent_streams << " streams; chunks up to "
                 << HumanBytes(info->max_chunk_bytes) << "\n";
-    } else {
-      std::cout << "  GetInfo: " << info.status().message() << "\n";
+    } else if (code != kHealthConnectionFailure) {
+      std::cout << "  GetInfo: " << Bounded(info.status().message()) << "\n";
     }
   }
-  return health.ok() ? kExitOk : kExitError;
+  return code;
 }
 #else
 absl::StatusOr<std::vector<StreamOpener>> RemoteOpeners(const ParsedFlags&, bool* usage) {
   *usage = false;
   return absl::UnimplementedError("this build has no gRPC client (MOE_ADAPTER_BUILD_SERVICE=OFF)");
 }
-int RunHealth(const std::vector<std::string>&) {
-  std::cerr << "moe-adapter: error: this build has no gRPC client (MOE_ADAPTER_BUILD_SERVICE=OFF)\n";
-  return kExitError;
+int RunHealth(const std::vector<std::string>& args) {
+  return Reporter("health", WantsJson(args))
+      .Error(absl::UnimplementedError("this build has no gRPC client (MOE_ADAPTER_BUILD_SERVICE=OFF)"));
 }
 #endif
 
 int RunConvert(Direction dir, const std::vector<std::string>& args) {
+  const Reporter report(dir == Direction::kToHf ? "to-hf" : "from-hf", WantsJson(args));
   absl::StatusOr<ParsedFlags> f = ParseFlags(ConvertFlags(), args, {"server"});
-  if (!f.ok()) {
-    std::cerr << "moe-adapter: " << f.status().message() << "\n" << Usage();
-    return kExitUsage;
-  }
+  if (!f.ok()) return report.Usage(f.status().message());
   if (f->Has("help")) {
-    std::cout << Usage();
+    std::cout << ConvertHelp(dir);
     return kExitOk;
   }
-  if (!f->positional.empty()) {
-    std::cerr << "moe-adapter: unexpected argument \"" << f->positional[0] << "\"\n";
-    return kExitUsage;
-  }
-  if (!f->Has("input") || !f->Has("output")) {
-    std::cerr << "moe-adapter: --input and --output are required\n" << Usage();
-    return kExitUsage;
-  }
+  if (!f->positional.empty()) return report.Usage(absl::StrCat("unexpected argument ", safetensors::Quote(f->positional[0])));
+  if (!f->Has("input") || !f->Has("output")) return report.Usage("--input and --output are required");
   absl::StatusOr<InputFiles> input = DescribeInput(f->Get("input"));
-  if (!input.ok()) {
-    std::cerr << "moe-adapter: error: " << input.status().message() << "\n";
-    return kExitError;
-  }
+  if (!input.ok()) return report.Error(input.status());
   bool usage = false;
   absl::StatusOr<ConvertOptions> opts = OptionsFromFlags(*f, *input, &usage);
-  if (!opts.ok()) {
-    std::cerr << "moe-adapter: " << (usage ? "usage: " : "error: ") << opts.status().message() << "\n";
-    return usage ? kExitUsage : kExitError;
-  }
+  if (!opts.ok()) return usage ? report.Usage(opts.status().message()) : report.Error(opts.status());
   CheckpointConvertOptions copts;
   copts.overwrite = f->Has("overwrite");
   if (f->Has("max-shard-size")) {
     absl::StatusOr<uint64_t> size = ParseByteSize(f->Get("max-shard-size"));
-    if (!size.ok()) {
-      std::cerr << "moe-adapter: usage: --max-shard-size: " << size.status().message() << "\n";
-      return kExitUsage;
-    }
+    if (!size.ok()) return report.Usage(absl::StrCat("--max-shard-size: ", size.status().message()));
     copts.max_shard_bytes = *size;
   }
   if (f->Has("lora-alpha")) {
     double alpha;
     if (!absl::SimpleAtod(f->Get("lora-alpha"), &alpha) || !(alpha > 0)) {
-      std::cerr << "moe-adapter: usage: --lora-alpha must be a positive number\n";
-      return kExitUsage;
+      return report.Usage("--lora-alpha must be a positive number");
     }
     copts.lora_alpha = alpha;
   }
   absl::StatusOr<Device> device = OpenDevice(f->Get("device", "cpu"));
   if (!device.ok()) {
-    std::cerr << "moe-adapter: error: --device " << f->Get("device") << ": " << device.status().message() << "\n";
-    return device.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitError;
+    const std::string message = absl::StrCat("--device ", f->Get("device"), ": ", device.status().message());
+    return device.status().code() == absl::StatusCode::kInvalidArgument
+               ? report.Usage(message)
+               : report.Error(absl::Status(device.status().code(), message));
   }
   if (f->Has("server")) {
-    if (f->Has("device")) {
-      std::cerr << "moe-adapter: usage: --device selects the local device; the server has its own --device\n";
-      return kExitUsage;
-    }
+    if (f->Has("device")) return report.Usage("--device selects the local device; the server has its own --device");
     absl::StatusOr<std::vector<StreamOpener>> remote = RemoteOpeners(*f, &usage);
-    if (!remote.ok()) {
-      std::cerr << "moe-adapter: " << (usage ? "usage: " : "error: ") << remote.status().message() << "\n";
-      return usage ? kExitUsage : kExitError;
-    }
+    if (!remote.ok()) return usage ? report.Usage(remote.status().message()) : report.Error(remote.status());
     copts.streams = *remote;
   } else {
     copts.streams = {EmbeddedStreams(*device)};
   }
+  // An existing empty directory takes a directory conversion without
+  // --overwrite, staged inside it (output_dir.h): only it needs to be writable.
+  std::optional<EmptyDirOutput> into_empty;
+  absl::StatusOr<ExistingOutput> existing = CheckOutput(f->Get("output"), input->is_directory, copts.overwrite);
+  if (existing.ok() && *existing == ExistingOutput::kEmptyDirectory) into_empty.emplace(f->Get("output"));
+  const std::string written_to = into_empty ? into_empty->staging() : f->Get("output");
   const bool quiet = f->Has("quiet");
   ProgressBar bar(!quiet && ::isatty(STDERR_FILENO));
   copts.progress = [&bar](const Progress& p) { bar.Update(p); };
   copts.notice = [](const std::string& m) { std::cerr << "moe-adapter: " << m << "\n"; };
-  absl::StatusOr<ConvertSummary> summary = ConvertCheckpoint(dir, f->Get("input"), f->Get("output"), *opts, copts);
+  absl::StatusOr<ConvertSummary> summary = ConvertCheckpoint(dir, f->Get("input"), written_to, *opts, copts);
   bar.Done();
-  if (!summary.ok()) {
-    std::cerr << "moe-adapter: error: " << summary.status().message() << "\n";
-    return kExitError;
+  if (!summary.ok()) return report.Error(summary.status());
+  if (into_empty) {
+    absl::Status moved = into_empty->Commit();
+    if (!moved.ok()) return report.Error(moved);
   }
   for (const std::string& w : summary->warnings) std::cerr << "moe-adapter: warning: " << w << "\n";
-  if (f->Has("json")) {
+  if (report.json()) {
     nlohmann::json j = {{"direction", dir == Direction::kToHf ? "to-hf" : "from-hf"},
                         {"input", f->Get("input")},
                         {"output", f->Get("output")},
@@ -452,7 +507,7 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
                         {"seconds", summary->seconds},
                         {"files", summary->files},
                         {"warnings", summary->warnings}};
-    std::cout << j.dump() << "\n";
+    std::cout << DumpJson(j) << "\n";
   } else if (!quiet) {
     std::cerr << "moe-adapter: " << (dir == Direction::kToHf ? "to-hf" : "from-hf") << ": " << summary->tensors_in
               << " tensors in, " << summary->tensors_out << " out, " << HumanBytes(summary->bytes_out) << " in "
@@ -461,102 +516,48 @@ int RunConvert(Direction dir, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int RunInspect(const std::vector<std::string>& args) {
-  static const std::vector<FlagSpec> specs = {
-      {"config", "PATH", "config.json (default: PATH/config.json) to tell ParamWrapper layouts by shape"},
-      {"adapter-config", "PATH", "adapter_config.json (default: PATH/adapter_config.json)"},
-      {"json", nullptr, "print JSON"},
-  };
-  absl::StatusOr<ParsedFlags> f = ParseFlags(specs, args);
-  if (!f.ok() || f->positional.size() != 1) {
-    std::cerr << "moe-adapter: " << (f.ok() ? "inspect needs one PATH" : std::string(f.status().message()))
-              << "\nusage: moe-adapter inspect PATH [--config config.json] [--json]\n" << FlagsHelp(specs);
-    return kExitUsage;
-  }
-  const std::string path = f->positional[0];
-  absl::StatusOr<InputFiles> in = DescribeInput(path);
-  if (!in.ok()) {
-    std::cerr << "moe-adapter: error: " << in.status().message() << "\n";
-    return kExitError;
-  }
-  std::optional<Geometry> geometry;
-  const std::string config = f->Has("config") ? f->Get("config") : in->config_json;
-  if (!config.empty()) {
-    auto text = ReadFile(config, 16 << 20);
-    auto g = text.ok() ? ParseHfConfig(*text) : absl::StatusOr<Geometry>(text.status());
-    if (!g.ok()) {
-      std::cerr << "moe-adapter: error: " << config << ": " << g.status().message() << "\n";
-      return kExitError;
-    }
-    geometry = *g;
-  }
-  std::string adapter_config;
-  const std::string ac = f->Has("adapter-config") ? f->Get("adapter-config") : in->adapter_config_json;
-  if (!ac.empty()) {
-    auto text = ReadFile(ac, 16 << 20);
-    if (!text.ok()) {
-      std::cerr << "moe-adapter: error: " << text.status().message() << "\n";
-      return kExitError;
-    }
-    adapter_config = *text;
-  }
-  absl::StatusOr<CheckpointInfo> info = InspectCheckpoint(path, geometry, adapter_config);
-  if (!info.ok()) {
-    std::cerr << "moe-adapter: error: " << info.status().message() << "\n";
-    return kExitError;
-  }
-  auto opt = [](const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
-  nlohmann::json j = {{"path", path},
-                      {"formats", info->formats},
-                      {"lora_layout", info->lora_layout ? nlohmann::json(*info->lora_layout) : nlohmann::json(nullptr)},
-                      {"lora_layout_source", info->lora_layout_source},
-                      {"num_experts", opt(info->num_experts)},
-                      {"hidden_size", opt(info->hidden_size)},
-                      {"moe_intermediate_size", opt(info->moe_intermediate_size)},
-                      {"lora_rank", opt(info->lora_rank)},
-                      {"expert_layers", info->expert_layers},
-                      {"tensors", info->tensors},
-                      {"shards", info->shards},
-                      {"bytes", info->bytes},
-                      {"dtypes", info->dtypes},
-                      {"roles", info->roles}};
-  if (f->Has("json")) {
-    std::cout << j.dump() << "\n";
-    return kExitOk;
-  }
-  std::cout << "path:        " << path << "\n";
-  std::string formats;
-  for (const auto& s : info->formats) formats += (formats.empty() ? "" : ", ") + s;
-  std::cout << "format:      " << (formats.empty() ? "no expert tensors" : formats) << "\n";
-  if (info->lora_layout) {
-    std::cout << "lora layout: " << *info->lora_layout
-              << (info->lora_layout_source.empty() ? "" : " (from " + info->lora_layout_source + ")") << "\n";
-  }
-  std::cout << "geometry:    E=" << j["num_experts"].dump() << " H=" << j["hidden_size"].dump()
-            << " I=" << j["moe_intermediate_size"].dump();
-  if (info->lora_rank) std::cout << " r=" << *info->lora_rank;
-  std::cout << "\nlayers:      " << j["expert_layers"].dump() << " hold experts\n";
-  std::cout << "tensors:     " << info->tensors << " in " << info->shards << " file(s), " << HumanBytes(info->bytes) << "\n";
-  std::cout << "dtypes:      " << j["dtypes"].dump() << "\n";
-  return kExitOk;
-}
-
 }  // namespace
 
 int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    (args.empty() ? std::cerr : std::cout) << Usage();
-    return args.empty() ? kExitUsage : kExitOk;
+  if (args.empty()) {
+    std::cerr << Usage();
+    return kExitUsage;
   }
   const std::string cmd = args[0];
   args.erase(args.begin());
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    // `help COMMAND` is COMMAND --help.
+    if (args.empty()) {
+      std::cout << Usage();
+      return kExitOk;
+    }
+    std::vector<std::string> help = {args[0], "--help"};
+    std::vector<char*> argv2 = {argv[0]};
+    for (std::string& a : help) argv2.push_back(a.data());
+    return Main(static_cast<int>(argv2.size()), argv2.data());
+  }
+  if (cmd == "--version" || cmd == "version") {
+    if (WantsJson(args)) {
+      std::cout << DumpJson({{"version", MOE_ADAPTER_VERSION}}) << "\n";
+    } else {
+      std::cout << "moe-adapter " << MOE_ADAPTER_VERSION << "\n";
+    }
+    return kExitOk;
+  }
   if (cmd == "to-hf") return RunConvert(Direction::kToHf, args);
   if (cmd == "from-hf") return RunConvert(Direction::kFromHf, args);
   if (cmd == "inspect") return RunInspect(args);
   if (cmd == "health") return RunHealth(args);
-  std::cerr << "moe-adapter: unknown command \"" << cmd << "\"\n" << Usage();
-  return kExitUsage;
+  std::string near;
+  if (!absl::StartsWith(cmd, "-")) {
+    static const std::vector<FlagSpec> kCommands = {{"to-hf", nullptr, ""}, {"from-hf", nullptr, ""},
+                                                    {"inspect", nullptr, ""}, {"health", nullptr, ""},
+                                                    {"version", nullptr, ""}, {"help", nullptr, ""}};
+    near = ClosestFlag(kCommands, cmd);
+  }
+  return Reporter("", WantsJson(args))
+      .Usage(absl::StrCat("unknown command ", safetensors::Quote(cmd), near.empty() ? "" : "; did you mean " + near + "?"));
 }
 
 }  // namespace moe_adapter::cli

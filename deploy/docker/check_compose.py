@@ -8,7 +8,8 @@ Debian's docker-compose depends on.) Services server, prometheus and convert exi
 only in the "convert" profile, waits for a healthy server and talks to server:50051; the server
 listens on 0.0.0.0 inside, publishes on loopback only, has a healthcheck running
 `moe-adapter health`, a stop grace longer than --shutdown-grace, a read-only root, /tmp on
-tmpfs, no capabilities; prometheus mounts the files promtool checks; every build context,
+tmpfs, no capabilities; prometheus mounts the files promtool checks; grafana mounts the
+provisioning and dashboards of deploy/grafana read-only and publishes on loopback only; every build context,
 Dockerfile and bind-mounted file exists. Prints one line per problem; exit 1 if any.
 """
 import os
@@ -77,6 +78,25 @@ def main():
     for f in ("deploy/prometheus/prometheus.yml", "deploy/prometheus/alerts.yml"):
         if f not in mounts:
             problems.append(f"prometheus: does not mount {f}")
+
+    grafana = services.get("grafana")
+    if grafana is None:
+        problems.append("service grafana missing")
+    else:
+        mounts = []  # (source, target, read-only), from the long or the short syntax
+        for v in grafana.get("volumes") or []:
+            if isinstance(v, dict):
+                mounts.append((str(v.get("source", "")), str(v.get("target", "")), bool(v.get("read_only"))))
+            else:
+                parts = str(v).split(":")
+                mounts.append((parts[0], parts[1] if len(parts) > 1 else "", len(parts) > 2 and "ro" in parts[2].split(",")))
+        for src in ("deploy/grafana/provisioning", "deploy/grafana/dashboards"):
+            if not any(m[0].rstrip("/").endswith(src) and m[2] for m in mounts):
+                problems.append(f"grafana: does not mount {src} read-only")
+        for p in grafana.get("ports") or []:
+            host_ip = p.get("host_ip") if isinstance(p, dict) else (str(p).split(":")[0] if str(p).count(":") == 2 else None)
+            if host_ip not in ("127.0.0.1", "::1"):
+                problems.append(f"grafana: port {p} is published beyond loopback")
 
     if convert.get("profiles") != ["convert"]:
         problems.append(f"convert: must be only in profile convert (profiles: {convert.get('profiles')})")

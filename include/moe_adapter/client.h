@@ -156,7 +156,9 @@ class RemoteClient {
   virtual absl::StatusOr<RemoteServerInfo> GetInfo() = 0;
 
   // Health(): grpc.health.v1 Check of `service` ("" = the whole server),
-  // without the token (as a probe). OK when SERVING; kUnavailable otherwise.
+  // without the token (as a probe). OK when SERVING; kFailedPrecondition when
+  // the server answers NOT_SERVING (e.g. draining); kUnavailable or
+  // kDeadlineExceeded when nothing answered; else the health service's code.
   virtual absl::Status Health(const std::string& service = "") = 0;
 };
 

@@ -111,6 +111,10 @@ class ToHfConverter {
 
   // Warnings(): notes that are not errors (e.g. an empty EP range).
   virtual std::vector<std::string> Warnings() const = 0;
+
+  // KeptBytes(): bytes of bookkeeping the session keeps (see
+  // FromHfConverter::KeptBytes()).
+  virtual size_t KeptBytes() const = 0;
 };
 
 // FromHfConverter: an HF -> native session.
@@ -140,6 +144,13 @@ class FromHfConverter {
 
   // HeldBytes(): bytes of tensor data the session holds now.
   virtual size_t HeldBytes() const = 0;
+
+  // KeptBytes(): bytes of bookkeeping the session keeps besides tensor data:
+  // the key of every input and output (for duplicate checks), per-group
+  // flags. It grows with every tensor, so a server counts it against the
+  // stream's memory budget (a stream of a million tensors with 4 KiB names
+  // would otherwise hold gigabytes that no budget sees).
+  virtual size_t KeptBytes() const = 0;
 
   // OutputMetadata(): safetensors __metadata__ for the output (EP slice).
   virtual std::map<std::string, std::string> OutputMetadata() const = 0;

@@ -89,7 +89,8 @@ struct Tensor {
   Shape shape;
   Bytes data;
 
-  // Tensor::Allocate(): uninitialised storage for `shape` (dims must be valid).
+  // Tensor::Allocate(): uninitialised storage for `shape` (dims must be valid;
+  // std::bad_alloc when their byte count overflows).
   static Tensor Allocate(DType dtype, Shape shape);
 
   int64_t numel() const;

@@ -33,6 +33,38 @@ TEST(FrameCodecTest, ParseHeaderChecksEverythingItClaims) {
   EXPECT_FALSE(ParseHeader(Header("", "F32", {1}, 4)).ok());
 }
 
+// Every string and list of a header is bounded (wire_limits.h) before it is
+// kept or quoted; messages quote at most 200 bytes of it.
+TEST(FrameCodecTest, ParseHeaderBoundsEveryStringAndList) {
+  const std::string at_limit(kMaxTensorNameBytes, 'n');
+  EXPECT_TRUE(ParseHeader(Header(at_limit, "U8", {0}, 0), kMaxTensorNameBytes).ok());
+  absl::Status name = ParseHeader(Header(at_limit + "n", "U8", {0}, 0), kMaxTensorNameBytes).status();
+  EXPECT_THAT(name.message(), HasSubstr("name of 4097 bytes exceeds the limit of 4096 bytes"));
+  EXPECT_LT(name.message().size(), 400u) << "the name is quoted cut";
+  EXPECT_TRUE(ParseHeader(Header(at_limit + "n", "U8", {0}, 0)).ok()) << "an output key may be a little longer";
+  FrameReader server_side(8, kMaxTensorNameBytes);
+  EXPECT_FALSE(server_side.Begin(Header(at_limit + "n", "U8", {0}, 0)).ok());
+
+  EXPECT_THAT(ParseHeader(Header("w", std::string(33, 'B'), {0}, 0)).status().message(),
+              HasSubstr("dtype string of 33 bytes exceeds the limit of 32 bytes"));
+  EXPECT_THAT(ParseHeader(Header("w", "U8", std::vector<int64_t>(9, 1), 1)).status().message(),
+              HasSubstr("rank 9 exceeds the limit of 8"));
+  EXPECT_TRUE(ParseHeader(Header("w", "U8", std::vector<int64_t>(8, 1), 1)).ok());
+
+  v1::TensorHeader md = Header("w", "U8", {0}, 0);
+  (*md.mutable_metadata())[std::string(257, 'k')] = "v";
+  EXPECT_THAT(ParseHeader(md).status().message(), HasSubstr("metadata key of 257 bytes"));
+  md.clear_metadata();
+  (*md.mutable_metadata())["k"] = std::string(4097, 'v');
+  EXPECT_THAT(ParseHeader(md).status().message(), HasSubstr("metadata value of key \"k\" of 4097 bytes"));
+  md.clear_metadata();
+  for (int i = 0; i < 65; ++i) (*md.mutable_metadata())[std::to_string(i)] = "v";
+  EXPECT_THAT(ParseHeader(md).status().message(), HasSubstr("65 metadata entries exceed the limit of 64"));
+  md.clear_metadata();
+  for (int i = 0; i < 16; ++i) (*md.mutable_metadata())[std::to_string(i)] = std::string(4096, 'v');
+  EXPECT_THAT(ParseHeader(md).status().message(), HasSubstr("exceeds the limit of 65536 bytes"));
+}
+
 TEST(FrameCodecTest, RoundTripThroughMakeHeader) {
   TensorInfo info{"model.norm.weight", DType::kF16, {3, 5}};
   absl::StatusOr<FrameHeader> h = ParseHeader(MakeHeader(info, 30, 0xabcd, {{"k", "v"}}));

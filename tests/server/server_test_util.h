@@ -117,6 +117,7 @@ class ServerProcess {
   // MetricsPort(): the /metrics port from the same line (call after Port()).
   int MetricsPort();
   void Signal(int sig);
+  pid_t pid() const { return pid_; }
   // Wait(): the exit status, -1 on a signal or after `timeout`.
   int Wait(std::chrono::seconds timeout);
 

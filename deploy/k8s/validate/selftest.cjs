@@ -42,6 +42,10 @@ const CASES = [
   }, "dials the pod IP but the server listens on 127.0.0.1:50051, unix:///var/run/moe-adapter/adapter.sock"],
   ["memory budget above the limit", edit("base/deployment.yaml", "--max-total-memory=8GiB", "--max-total-memory=16GiB"), "leaves less than 20% of the 12Gi memory limit"],
   ["bad size", edit("base/deployment.yaml", "--max-total-memory=8GiB", "--max-total-memory=8GiBs"), "is not a size the server accepts"],
+  ["NetworkPolicy admits everyone", edit("base/networkpolicy.yaml", "        - namespaceSelector: {}\n          podSelector:\n            matchLabels:\n              moe-adapter/client: \"true\"\n", "        - namespaceSelector: {}\n"), "a peer without pod labels admits every pod"],
+  ["NetworkPolicy opens an undeclared port", edit("base/networkpolicy.yaml", "        - port: metrics", "        - port: 8080"), "port 8080 is not a declared port"],
+  ["ServiceMonitor scrapes an unknown port", edit("overlays/monitoring/servicemonitor.yaml", "    - port: metrics", "    - port: http-metrics"), "endpoint port http-metrics is not a named port"],
+  ["ServiceMonitor misspelt field", edit("overlays/monitoring/servicemonitor.yaml", "scrapeTimeout: 10s", "scrapeTimout: 10s"), "unknown field /spec/endpoints/0/scrapeTimout"],
   ["unsupported kustomize field", edit("base/kustomization.yaml", "namespace: moe-adapter", "namespace: moe-adapter\ncommonLabels:\n  a: b"), 'field "commonLabels" is not supported'],
 ];
 

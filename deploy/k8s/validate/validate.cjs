@@ -253,9 +253,12 @@ function jsonPatch(doc, ops) {
 }
 
 // ---------------------------------------------------------------- schema validation
+// Custom resources whose schemas come from their own package (CRDs are not in kubernetes-models).
+const CRD_PACKAGES = { "monitoring.coreos.com": "@kubernetes-models/prometheus-operator" };
 function modelClass(o) {
   const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : [null, o.apiVersion];
-  const mod = group ? `kubernetes-models/${group}/${version}` : `kubernetes-models/${version}`;
+  const pkg = CRD_PACKAGES[group] || "kubernetes-models";
+  const mod = group ? `${pkg}/${group}/${version}` : `${pkg}/${version}`;
   let m;
   try { m = require(mod); } catch (e) { return null; }
   return m[o.kind] || null;
@@ -476,6 +479,36 @@ function crossErrors(o, all) {
             errors.push(`targetPort ${port.targetPort} is not a named port of ${idOf(h)}`);
           }
         }
+      }
+    }
+  }
+  if (o.kind === "NetworkPolicy") {
+    // Only named clients, only declared ports: every rule names its ports and its peers by
+    // labels (no ipBlock, no empty selector that would admit every pod).
+    const hits = pods.filter((p) => matches(o.spec.podSelector && o.spec.podSelector.matchLabels, podLabelsOf(p)));
+    if (hits.length === 0) errors.push("podSelector matches no workload in this build");
+    if (!(o.spec.policyTypes || []).includes("Ingress")) errors.push("policyTypes must include Ingress");
+    const declared = hits.flatMap((h) => containersOf(h).flatMap((c) => (c.ports || []).map((p) => [p.name, p.containerPort])));
+    (o.spec.ingress || []).forEach((rule, i) => {
+      const where = `ingress[${i}]`;
+      if (!rule.ports || rule.ports.length === 0) errors.push(`${where}: admits every port (list the ports)`);
+      for (const p of rule.ports || []) {
+        if (!declared.some(([name, num]) => p.port === name || p.port === num)) errors.push(`${where}: port ${p.port} is not a declared port of the selected pods`);
+      }
+      if (!rule.from || rule.from.length === 0) errors.push(`${where}: admits every source (name the clients)`);
+      for (const peer of rule.from || []) {
+        if (peer.ipBlock) errors.push(`${where}: ipBlock peer (admit labelled pods instead)`);
+        if (!(peer.podSelector && Object.keys(peer.podSelector.matchLabels || {}).length)) errors.push(`${where}: a peer without pod labels admits every pod${peer.namespaceSelector ? " of the selected namespaces" : ""}`);
+      }
+    });
+  }
+  if (o.kind === "ServiceMonitor") {
+    const svcs = all.filter((x) => x.kind === "Service" && (x.metadata.namespace || "") === (o.metadata.namespace || "") &&
+      matches(o.spec.selector && o.spec.selector.matchLabels, x.metadata.labels || {}));
+    if (svcs.length !== 1) errors.push(`selector matches ${svcs.length} Services in this build (want exactly one, or every pod is scraped twice)`);
+    for (const ep of o.spec.endpoints || []) {
+      for (const svc of svcs) {
+        if (!(svc.spec.ports || []).some((p) => p.name === ep.port)) errors.push(`endpoint port ${ep.port} is not a named port of Service ${svc.metadata.name}`);
       }
     }
   }

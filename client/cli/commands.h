@@ -1,0 +1,15 @@
+// The CLI's commands, one file each; main.cc dispatches on the first argument.
+// Each returns the process exit status.
+#ifndef MOE_ADAPTER_CLIENT_CLI_COMMANDS_H_
+#define MOE_ADAPTER_CLIENT_CLI_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+namespace moe_adapter::cli {
+
+int RunInspect(const std::vector<std::string>& args);  // cmd_inspect.cc
+
+}  // namespace moe_adapter::cli
+
+#endif  // MOE_ADAPTER_CLIENT_CLI_COMMANDS_H_
