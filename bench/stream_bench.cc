@@ -3,7 +3,7 @@
 //
 //   stream_bench [--num-experts 128 --hidden-size 2048 --moe-intermediate-size 768]
 //                [--repeat 3] [--server-bin PATH] [--work DIR] [--chunk-bytes 4194304]
-//                [--verbose]
+//                [--verbose] [--only transports]
 //
 // 1. Baseline: RawStream.Push (bench/raw_stream.proto) served in this process
 //    on 127.0.0.1:0; the server echoes every chunk, so the same bytes move
@@ -17,6 +17,10 @@
 //    (include/moe_adapter/client.h). Timed from the first Send() to Finish();
 //    GB/s of payload (one way).
 // 3. The server's VmHWM (/proc/<pid>/status) after both streams.
+// 4. ToHF and FromHF as in 2, with the server listening on a Unix socket
+//    (--listen unix:///...) instead of 127.0.0.1: the same client library,
+//    target unix:///...; rows Unix socket vs TCP loopback, from the same run.
+//    `--only transports` runs this part alone (both transports, interleaved).
 //
 // Every figure is the best of --repeat runs (peak RSS: the largest). Prints
 // markdown rows `| what | measured | baseline (same run) | ratio | target |`
@@ -73,8 +77,11 @@ struct Flags {
   std::string work;
   bool verbose = false;
   // --only raw, raw-store-forward, tohf or fromhf: that part alone (for
-  // profiling); one line per run instead of the table.
+  // profiling); one line per run instead of the table. --only transports:
+  // the Unix socket vs TCP rows alone.
   std::string only;
+  // --transport tcp|unix: what --only tohf/fromhf uses.
+  bool unix_socket = false;
 };
 
 // The running server child, killed by Die() (exit() runs no destructors).
@@ -344,15 +351,20 @@ double RawRun(const uint8_t* src, size_t total, size_t chunk) {
 // ---------------------------------------------------------------------------
 // The real server, as a child process.
 
+// Where the server listens: 127.0.0.1:0 or a Unix socket (a path in /tmp).
+enum class Transport { kTcp, kUnix };
+
 class ServerProcess {
  public:
-  ServerProcess(const std::string& bin, bool verbose) : verbose_(verbose) {
+  ServerProcess(const std::string& bin, bool verbose, Transport transport = Transport::kTcp) : verbose_(verbose) {
+    if (transport == Transport::kUnix) unix_ = absl::StrCat("unix:///tmp/moe-stream-bench-", getpid(), ".sock");
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) Die("pipe2 failed");
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    std::vector<std::string> args = {bin, "--listen", "127.0.0.1:0", "--metrics-listen=", "--shutdown-grace", "1s"};
+    std::vector<std::string> args = {bin, "--listen", unix_.empty() ? "127.0.0.1:0" : unix_, "--metrics-listen=",
+                                     "--shutdown-grace", "1s"};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -362,17 +374,21 @@ class ServerProcess {
     if (rc != 0) Die(absl::StrCat("cannot start ", bin, ": ", std::strerror(rc)));
     g_server_pid = pid_;
     err_ = fdopen(fds[0], "r");
-    // The first line tells the port: "moe-adapter-server: listening on 127.0.0.1:PORT".
+    // The first line tells the address: "moe-adapter-server: listening on
+    // 127.0.0.1:PORT" (or "... on unix:///PATH").
     char line[4096];
-    while (port_ == 0 && std::fgets(line, sizeof line, err_)) {
+    while (target_.empty() && std::fgets(line, sizeof line, err_)) {
       log_ += line;
       const char* at = std::strstr(line, "listening on ");
       if (!at) continue;
       std::string addr(at + std::strlen("listening on "));
       addr = addr.substr(0, addr.find_first_of(" \n"));
-      if (!absl::SimpleAtoi(addr.substr(addr.rfind(':') + 1), &port_)) port_ = 0;
+      int port = 0;
+      if (addr == unix_ || (unix_.empty() && absl::SimpleAtoi(addr.substr(addr.rfind(':') + 1), &port) && port > 0)) {
+        target_ = addr;
+      }
     }
-    if (port_ == 0) {
+    if (target_.empty()) {
       Stop();
       Die(absl::StrCat(bin, " did not start:\n", log_));
     }
@@ -387,7 +403,8 @@ class ServerProcess {
   }
   ~ServerProcess() { Stop(); }
 
-  int port() const { return port_; }
+  // target(): what a client connects to: 127.0.0.1:PORT or unix:///PATH.
+  const std::string& target() const { return target_; }
   pid_t pid() const { return pid_; }
 
   // Field "VmHWM" (peak resident set) of /proc/<pid>/status, in bytes.
@@ -451,7 +468,8 @@ class ServerProcess {
 
   bool verbose_;
   pid_t pid_ = -1;
-  int port_ = 0;
+  std::string unix_;  // the unix: address listened on; "" for TCP
+  std::string target_;
   FILE* err_ = nullptr;
   std::thread drain_;
   std::mutex mu_;
@@ -510,10 +528,11 @@ double Stream(const Flags& f, const Layer& layer, moe_adapter::RemoteRpc rpc, mo
 // groups; on this VM that costs anywhere from 0.1 to 3 s); the second is what
 // a running server does for every further layer of a checkpoint, whose
 // buffers it reuses (core/buffer_cache.h). Peak RSS covers both.
-ConvResult Convert(const Flags& f, const Layer& layer, moe_adapter::RemoteRpc rpc) {
-  ServerProcess server(f.server_bin, f.verbose);
+ConvResult Convert(const Flags& f, const Layer& layer, moe_adapter::RemoteRpc rpc,
+                   Transport transport = Transport::kTcp) {
+  ServerProcess server(f.server_bin, f.verbose, transport);
   moe_adapter::ClientOptions co;
-  co.target = absl::StrCat("127.0.0.1:", server.port());
+  co.target = server.target();
   co.chunk_bytes = f.chunk_bytes;
   absl::StatusOr<std::unique_ptr<moe_adapter::RemoteClient>> client = moe_adapter::RemoteClient::Connect(co);
   if (!client.ok()) Die(absl::StrCat("connect: ", client.status().ToString()));
@@ -577,10 +596,16 @@ Flags ParseFlags(int argc, char** argv) {
       if (api != "sync" && api != "callback") Die("--raw-api: sync or callback");
       g_raw_callback = api == "callback";
     }
+    else if (a == "--transport") {
+      const std::string t = value();
+      if (t != "tcp" && t != "unix") Die("--transport: tcp or unix");
+      f.unix_socket = t == "unix";
+    }
     else if (a == "--only") {
       f.only = value();
-      if (f.only != "raw" && f.only != "tohf" && f.only != "fromhf" && f.only != "raw-store-forward") {
-        Die("--only: raw, raw-store-forward, tohf or fromhf");
+      if (f.only != "raw" && f.only != "tohf" && f.only != "fromhf" && f.only != "raw-store-forward" &&
+          f.only != "transports") {
+        Die("--only: raw, raw-store-forward, tohf, fromhf or transports");
       }
       if (f.only == "raw-store-forward") g_store_forward = g_raw_callback = true;
     }
@@ -588,8 +613,9 @@ Flags ParseFlags(int argc, char** argv) {
       std::printf(
           "usage: stream_bench [--num-experts E] [--hidden-size H] [--moe-intermediate-size I] [--repeat N]\n"
           "                    [--server-bin PATH] [--chunk-bytes N] [--work DIR] [--verbose]\n"
-          "                    [--raw-api callback|sync]\n"
-          "                    [--only raw|raw-store-forward|tohf|fromhf]   (one part alone, for profiling; no table)\n");
+          "                    [--raw-api callback|sync] [--transport tcp|unix]   (--only tohf/fromhf)\n"
+          "                    [--only raw|raw-store-forward|tohf|fromhf]   (one part alone, for profiling; no table)\n"
+          "                    [--only transports]   (the Unix socket vs TCP loopback rows alone)\n");
       std::exit(0);
     } else {
       Die(absl::StrCat("unknown flag ", a));
@@ -617,6 +643,13 @@ std::string Mb(double bytes) {
   return b;
 }
 
+// The Unix socket rows: the warm stream of each transport, same run.
+void TransportRow(const char* rpc, double unix_seconds, double tcp_seconds, double payload) {
+  const double unix_gbs = payload / unix_seconds / 1e9, tcp_gbs = payload / tcp_seconds / 1e9;
+  std::printf("| service %s over a Unix socket vs TCP loopback (a running server's next layer) | %s | %s | %.2f |  |\n",
+              rpc, Fixed(unix_gbs, "GB/s").c_str(), Fixed(tcp_gbs, "GB/s").c_str(), unix_gbs / tcp_gbs);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -631,7 +664,26 @@ int main(int argc, char** argv) {
                  payload / 1e9, Seconds(g0, Clock::now()));
   }
 
+  if (f.only == "transports") {
+    using moe_adapter::RemoteRpc;
+    double to[2] = {1e30, 1e30}, from[2] = {1e30, 1e30};  // [tcp, unix]
+    for (int r = 0; r < f.repeat; ++r) {
+      for (Transport t : {Transport::kTcp, Transport::kUnix}) {
+        const int i = t == Transport::kUnix;
+        to[i] = std::min(to[i], Convert(f, layer, RemoteRpc::kToHf, t).seconds);
+        from[i] = std::min(from[i], Convert(f, layer, RemoteRpc::kFromHf, t).seconds);
+      }
+      if (f.verbose) {
+        std::fprintf(stderr, "run %d: ToHF tcp %.3f s unix %.3f s | FromHF tcp %.3f s unix %.3f s (best so far)\n", r,
+                     to[0], to[1], from[0], from[1]);
+      }
+    }
+    TransportRow("ToHF", to[1], to[0], payload);
+    TransportRow("FromHF", from[1], from[0], payload);
+    return 0;
+  }
   if (!f.only.empty()) {
+    const Transport transport = f.unix_socket ? Transport::kUnix : Transport::kTcp;
     for (int r = 0; r < f.repeat; ++r) {
       const double c0 = CpuSecondsSelf();
       if (f.only == "raw" || f.only == "raw-store-forward") {
@@ -640,7 +692,8 @@ int main(int argc, char** argv) {
                     CpuSecondsSelf() - c0);
       } else {
         const ConvResult c =
-            Convert(f, layer, f.only == "tohf" ? moe_adapter::RemoteRpc::kToHf : moe_adapter::RemoteRpc::kFromHf);
+            Convert(f, layer, f.only == "tohf" ? moe_adapter::RemoteRpc::kToHf : moe_adapter::RemoteRpc::kFromHf,
+                    transport);
         std::printf("%s: fresh server %.3f s (%.2f GB/s), warm %.3f s (%.2f GB/s, cpu client %.2f s server %.2f s), "
                     "server peak %s\n",
                     f.only.c_str(), c.cold_seconds, payload / c.cold_seconds / 1e9, c.seconds,
@@ -651,6 +704,7 @@ int main(int argc, char** argv) {
   }
 
   double raw_best = 1e30, to_best = 1e30, from_best = 1e30, to_cold = 1e30, from_cold = 1e30;
+  double to_unix_best = 1e30, from_unix_best = 1e30;
   uint64_t to_rss = 0, from_rss = 0, idle_rss = 0;
   // Interleaved, so that a slow spell of the machine hits every kind alike.
   for (int r = 0; r < f.repeat; ++r) {
@@ -660,6 +714,9 @@ int main(int argc, char** argv) {
     raw_best = std::min(raw_best, raw_s);
     const ConvResult to = Convert(f, layer, moe_adapter::RemoteRpc::kToHf);
     const ConvResult from = Convert(f, layer, moe_adapter::RemoteRpc::kFromHf);
+    to_unix_best = std::min(to_unix_best, Convert(f, layer, moe_adapter::RemoteRpc::kToHf, Transport::kUnix).seconds);
+    from_unix_best =
+        std::min(from_unix_best, Convert(f, layer, moe_adapter::RemoteRpc::kFromHf, Transport::kUnix).seconds);
     to_best = std::min(to_best, to.seconds);
     from_best = std::min(from_best, from.seconds);
     to_cold = std::min(to_cold, to.cold_seconds);
@@ -691,6 +748,8 @@ int main(int argc, char** argv) {
   std::printf("| service FromHF, a fresh server's first stream (first touch of its groups) vs raw gRPC stream "
               "| %s | %s | %.2f |  |\n",
               Fixed(from_cold_gbs, "GB/s").c_str(), Fixed(raw_gbs, "GB/s").c_str(), from_cold_gbs / raw_gbs);
+  TransportRow("ToHF", to_unix_best, to_best, payload);
+  TransportRow("FromHF", from_unix_best, from_best, payload);
   const double to_limit = 256e6, from_limit = payload + 256e6;
   Row("server peak RSS, ToHF of the layer", Mb(static_cast<double>(to_rss)), Mb(to_limit), to_rss / to_limit,
       "<= 1.00", to_rss <= to_limit);

@@ -19,7 +19,9 @@
 #include <prometheus/registry.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/buffer_cache.h"
 #include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
@@ -28,6 +30,7 @@
 #include "server/metrics.h"
 #include "server/service.h"
 #include "server/token_rules.h"
+#include "server/unix_socket.h"
 #include "server/worker_pool.h"
 
 #ifndef MOE_ADAPTER_VERSION
@@ -158,7 +161,15 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
 
   EnableGrpcPlugins();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen, *creds, &s->port_);
+  std::vector<int> ports(o.listen.size(), 0);
+  bool any_unix = false;
+  for (size_t i = 0; i < o.listen.size(); ++i) {
+    if (std::optional<std::string> path = UnixSocketPath(o.listen[i])) {
+      if (absl::Status claimed = ClaimUnixSocketPath(*path); !claimed.ok()) return claimed;
+      any_unix = true;
+    }
+    builder.AddListeningPort(o.listen[i], *creds, &ports[i]);
+  }
   builder.RegisterService(s->service_.get());
   // No gRPC size check: gRPC 1.51 buffers a whole message before checking its
   // size anyway (measured: a 300 MB message against a 1 MiB limit raised RSS
@@ -172,10 +183,29 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   // barely compress anyway. A compressed call gets UNIMPLEMENTED from gRPC
   // itself (the stream sees a cancel, so the metric counts CANCELLED).
   builder.AddChannelArgument(GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET, 1);
-  s->server_ = builder.BuildAndStart();
-  if (!s->server_ || s->port_ == 0) {
+  {
+    std::optional<ScopedUmask> umask;  // socket files are bound in BuildAndStart()
+    if (any_unix) umask.emplace(static_cast<mode_t>(o.unix_socket_mode));
+    s->server_ = builder.BuildAndStart();
+  }
+  if (!s->server_ || std::count(ports.begin(), ports.end(), 0) > 0) {
     s->server_.reset();
-    return absl::UnavailableError(absl::StrCat("cannot listen on \"", o.listen, "\" (address in use or invalid?)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen on \"", absl::StrJoin(o.listen, "\", \""),
+                                               "\" (address in use or invalid?)"));
+  }
+  s->ports_ = ports;
+  for (size_t i = 0; i < o.listen.size(); ++i) {
+    std::optional<std::string> path = UnixSocketPath(o.listen[i]);
+    if (!path) {
+      if (s->port_ == 0) s->port_ = ports[i];
+      continue;
+    }
+    absl::StatusOr<BoundUnixSocket> bound = BoundUnixSocket::Adopt(*path, static_cast<mode_t>(o.unix_socket_mode));
+    if (!bound.ok()) {
+      s->Shutdown(absl::ZeroDuration());
+      return bound.status();
+    }
+    s->unix_sockets_.push_back(*std::move(bound));
   }
   // "" (the whole server) and the service's own name, for probes that ask for it.
   s->server_->GetHealthCheckService()->SetServingStatus(true);
@@ -194,9 +224,11 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
     s->metrics_port_ = ports.empty() ? 0 : ports.front();
   }
   if (!cfg.auth_token.empty() && o.tls_cert.empty()) {
-    if (std::string warning = PlaintextTokenWarning(o.listen); !warning.empty()) {
-      std::fprintf(stderr, "moe-adapter-server: %s\n", warning.c_str());
-      std::fflush(stderr);
+    for (const std::string& listen : o.listen) {
+      if (std::string warning = PlaintextTokenWarning(listen); !warning.empty()) {
+        std::fprintf(stderr, "moe-adapter-server: %s\n", warning.c_str());
+        std::fflush(stderr);
+      }
     }
   }
   if (o.release_idle_buffers > absl::ZeroDuration()) {
@@ -241,6 +273,7 @@ void AdapterServer::Shutdown(absl::Duration grace) {
     while (service_->active_streams() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     server_->Wait();
+    for (const BoundUnixSocket& socket : unix_sockets_) socket.Remove();
   });
 }
 
@@ -262,11 +295,18 @@ absl::Status RunServer(const ServerOptions& options) {
 
   absl::StatusOr<std::unique_ptr<AdapterServer>> server = AdapterServer::Start(options);
   if (!server.ok()) return server.status();
-  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::string extra;
   if ((*server)->metrics_port() != 0) absl::StrAppend(&extra, " (metrics on port ", (*server)->metrics_port(), ")");
   if (!options.tls_cert.empty()) absl::StrAppend(&extra, options.tls_client_ca.empty() ? " [TLS]" : " [mTLS]");
-  std::fprintf(stderr, "moe-adapter-server: listening on %s:%d%s\n", host.c_str(), (*server)->port(), extra.c_str());
+  // One line per address, in the order given: HOST:PORT (the bound port) or
+  // the unix: (unix-abstract:) address as given.
+  for (size_t i = 0; i < options.listen.size(); ++i) {
+    const std::string& listen = options.listen[i];
+    const std::string addr = absl::StartsWith(listen, "unix")
+                                 ? listen
+                                 : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", (*server)->ports()[i]);
+    std::fprintf(stderr, "moe-adapter-server: listening on %s%s\n", addr.c_str(), extra.c_str());
+  }
   std::fflush(stderr);
 
   unsigned char sig = 0;

@@ -6,7 +6,7 @@
 //
 // Example (in-process, as the tests do):
 //   ServerOptions o;
-//   o.listen = "127.0.0.1:0";
+//   o.listen = {"127.0.0.1:0"};
 //   o.metrics_listen = "";
 //   ASSIGN_OR_RETURN(std::unique_ptr<AdapterServer> s, AdapterServer::Start(o));
 //   Connect(absl::StrCat("127.0.0.1:", s->port()));
@@ -26,11 +26,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/server_options.h"
+#include "server/unix_socket.h"
 
 namespace grpc {
 class Server;
@@ -61,8 +63,12 @@ class AdapterServer {
   AdapterServer(const AdapterServer&) = delete;
   AdapterServer& operator=(const AdapterServer&) = delete;
 
-  // port(): the bound gRPC port (useful with --listen ...:0).
+  // port(): the bound port of the first TCP address (useful with --listen
+  // ...:0); 0 when every address is unix:.
   int port() const { return port_; }
+  // ports(): what gRPC bound for each options.listen address, in order (the
+  // port; for a unix: address, a placeholder).
+  const std::vector<int>& ports() const { return ports_; }
   // metrics_port(): the bound /metrics port; 0 when disabled.
   int metrics_port() const { return metrics_port_; }
 
@@ -86,6 +92,9 @@ class AdapterServer {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
+  std::vector<int> ports_;
+  // Removed at shutdown (server/unix_socket.h).
+  std::vector<BoundUnixSocket> unix_sockets_;
   int metrics_port_ = 0;
   std::once_flag shutdown_once_;
   // Frees cached buffers idle longer than --release-idle-buffers.
@@ -98,7 +107,8 @@ class AdapterServer {
 
 // RunServer(): Start(), then serve until SIGTERM or SIGINT, then
 // Shutdown(options.shutdown_grace). Prints "moe-adapter-server: listening on
-// HOST:PORT" to stderr once serving. Returns OK after a signal-driven
+// HOST:PORT" (or "... on unix:///PATH") to stderr once serving, one line per
+// --listen address in the order given. Returns OK after a signal-driven
 // shutdown (the binary exits 0).
 absl::Status RunServer(const ServerOptions& options);
 

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "server/unix_socket.h"
 
 namespace moe_adapter {
 namespace server {
@@ -21,6 +22,23 @@ absl::Status ParseDurationFlag(const char* flag, const std::string& v, absl::Dur
     return absl::InvalidArgumentError(
         absl::StrCat("--", flag, " must be a duration like 30s or 500ms, got \"", v, "\""));
   }
+  return absl::OkStatus();
+}
+
+absl::Status ParseUnixSocketMode(const std::string& v, uint32_t* out) {
+  uint32_t mode = 0;
+  for (char c : v) {
+    if (c < '0' || c > '7' || v.size() > 4) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--unix-socket-mode must be octal permission bits like 0660, got \"", v, "\""));
+    }
+    mode = mode * 8 + static_cast<uint32_t>(c - '0');
+  }
+  if (v.empty() || mode > 0777) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--unix-socket-mode must be octal permission bits in 0000..0777, got \"", v, "\""));
+  }
+  *out = mode;
   return absl::OkStatus();
 }
 
@@ -42,8 +60,12 @@ absl::Status SizeInto(uint64_t* field, const char* flag, const std::string& v) {
 
 const std::vector<FlagRow>& Flags() {
   static const auto* rows = new std::vector<FlagRow>{
-      {"listen", "ADDR", "gRPC listen address (default 127.0.0.1:50051; port 0 = any free port)",
-       [](ServerOptions* o, const std::string& v) { o->listen = v; return absl::OkStatus(); }},
+      {"listen", "ADDR",
+       "gRPC listen address, HOST:PORT or unix:///PATH; repeat for several (default 127.0.0.1:50051; port 0 = any "
+       "free port)",
+       [](ServerOptions* o, const std::string& v) { o->listen.push_back(v); return absl::OkStatus(); }},
+      {"unix-socket-mode", "OCTAL", "permission bits of unix: socket files (default 0660: owner and group)",
+       [](ServerOptions* o, const std::string& v) { return ParseUnixSocketMode(v, &o->unix_socket_mode); }},
       {"metrics-listen", "ADDR", "Prometheus /metrics address (default 127.0.0.1:9464; empty disables)",
        [](ServerOptions* o, const std::string& v) { o->metrics_listen = v; return absl::OkStatus(); }},
       {"max-chunk-bytes", "SIZE", "largest chunk accepted and sent (default 4MiB)",
@@ -95,6 +117,21 @@ const std::vector<FlagRow>& Flags() {
   return *rows;
 }
 
+absl::Status ValidateListen(const ServerOptions& o) {
+  if (o.listen.empty()) return absl::InvalidArgumentError("--listen: no address");
+  for (size_t i = 0; i < o.listen.size(); ++i) {
+    if (o.listen[i].empty()) return absl::InvalidArgumentError("--listen must not be empty");
+    if (absl::Status s = ValidateUnixAddress(o.listen[i]); !s.ok()) return s;
+    for (size_t j = 0; j < i; ++j) {
+      if (o.listen[j] == o.listen[i]) {
+        return absl::InvalidArgumentError(absl::StrCat("--listen \"", o.listen[i], "\" is given twice"));
+      }
+    }
+  }
+  if (o.unix_socket_mode > 0777) return absl::InvalidArgumentError("--unix-socket-mode must be within 0777");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
@@ -128,6 +165,7 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
 
 absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& args) {
   ServerOptions o;
+  o.listen.clear();  // --listen adds; the default stands only when none is given
   for (size_t i = 0; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (!absl::ConsumePrefix(&arg, "--")) {
@@ -152,6 +190,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& a
     absl::Status s = row->set(&o, value);
     if (!s.ok()) return s;
   }
+  if (o.listen.empty()) o.listen = ServerOptions().listen;
   absl::Status v = ValidateServerOptions(o);
   if (!v.ok()) return v;
   return o;
@@ -162,7 +201,7 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--device \"", o.device, "\": expected cpu, cuda, cuda:N or auto"));
   }
-  if (o.listen.empty()) return absl::InvalidArgumentError("--listen must not be empty");
+  if (absl::Status s = ValidateListen(o); !s.ok()) return s;
   if (o.max_chunk_bytes == 0 || o.max_chunk_bytes > (1ull << 30)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--max-chunk-bytes must be in [1, 1GiB], got ", o.max_chunk_bytes));

@@ -25,8 +25,14 @@ namespace moe_adapter {
 namespace server {
 
 struct ServerOptions {
-  // --listen: gRPC address; port 0 picks a free port (printed at start).
-  std::string listen = "127.0.0.1:50051";
+  // --listen: gRPC addresses, served together (the flag may be repeated; the
+  // first one given replaces the default): HOST:PORT (port 0 picks a free
+  // port, printed at start) or unix:///PATH (server/unix_socket.h).
+  std::vector<std::string> listen = {"127.0.0.1:50051"};
+  // --unix-socket-mode: permission bits of the unix: socket files. Owner and
+  // group may connect, others not: connecting needs write permission, and a
+  // Unix socket carries no TLS, so the file mode is its access control.
+  uint32_t unix_socket_mode = 0660;
   // --metrics-listen: Prometheus address, served at /metrics; empty disables.
   std::string metrics_listen = "127.0.0.1:9464";
   // --max-chunk-bytes: largest chunk accepted and sent; also the default

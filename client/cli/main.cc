@@ -52,7 +52,7 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"ep-rank", "K", "expert-parallel rank (with --ep-size)"},
       {"ep-size", "N", "expert-parallel world size"},
       {"device", "DEV", "cpu (default) | cuda | cuda:N | auto: where expert transposes run (local mode)"},
-      {"server", "ADDR", "convert through a server (host:port or dns:///name:port); repeat for several"},
+      {"server", "ADDR", "convert through a server (host:port, dns:///name:port or unix:///path); repeat for several"},
       {"streams", "N", "parallel streams over the servers (default: one per server address)"},
       {"tls-ca", "PATH", "PEM CA certificate(s): use TLS and verify the server"},
       {"tls-cert", "PATH", "PEM client certificate (mTLS, with --tls-key)"},
@@ -309,7 +309,7 @@ constexpr int kHealthUnhealthy = 4;         // it answered, but not SERVING (e.g
 
 const std::vector<FlagSpec>& HealthFlags() {
   static const std::vector<FlagSpec> specs = {
-      {"server", "ADDR", "the server (host:port)"},
+      {"server", "ADDR", "the server (host:port or unix:///path)"},
       {"service", "NAME", "the service to check, e.g. moe_adapter.v1.MoeAdapter (default: the whole server)"},
       {"tls-ca", "PATH", "PEM CA certificate(s): use TLS"},
       {"tls-cert", "PATH", "PEM client certificate (mTLS)"},

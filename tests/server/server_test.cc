@@ -24,6 +24,7 @@
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/unix_socket.h"
 #include "tests/server/server_test_util.h"
 
 namespace moe_adapter::server_testing {
@@ -37,7 +38,7 @@ constexpr uint64_t kStreamBudget = 128ull << 20;
 
 ServerOptions TestServerOptions() {
   ServerOptions o;
-  o.listen = "127.0.0.1:0";
+  o.listen = {"127.0.0.1:0"};
   o.metrics_listen = "";
   o.max_stream_memory = kStreamBudget;
   o.max_total_memory = 4ull << 30;
@@ -788,7 +789,7 @@ TEST(ServerLimitsTest, ReservationSumsDoNotWrap) {
 // then ends inside that tensor, so the group itself is never allocated.
 TEST(ServerLimitsTest, DefaultBudgetsAdmitAQwen3_235BLayer) {
   ServerOptions so;
-  so.listen = "127.0.0.1:0";
+  so.listen = {"127.0.0.1:0"};
   so.metrics_listen = "";
   auto server = StartOrDie(so);
   grpc::Status s = RawStream(Target(*server), "FromHF",
@@ -863,7 +864,7 @@ TEST(ServerOptionsTest, FlagsParseAndValidate) {
       {"--listen", "0.0.0.0:1234", "--max-stream-memory=2GiB", "--max-chunk-bytes", "1MiB", "--shutdown-grace", "5s",
        "--metrics-listen="});
   ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_EQ(o->listen, "0.0.0.0:1234");
+  EXPECT_EQ(o->listen, std::vector<std::string>{"0.0.0.0:1234"});
   EXPECT_EQ(o->max_stream_memory, 2ull << 30);
   EXPECT_EQ(o->max_chunk_bytes, 1u << 20);
   EXPECT_EQ(o->shutdown_grace, absl::Seconds(5));
@@ -876,7 +877,7 @@ TEST(ServerOptionsTest, FlagsParseAndValidate) {
               HasSubstr("must not be negative"));
   server::ServerOptions d;
   EXPECT_EQ(d.release_idle_buffers, absl::Seconds(60));
-  EXPECT_EQ(d.listen, "127.0.0.1:50051");
+  EXPECT_EQ(d.listen, std::vector<std::string>{"127.0.0.1:50051"});
   EXPECT_EQ(d.metrics_listen, "127.0.0.1:9464");
   EXPECT_GE(d.max_stream_memory, 128ull * 4096 * 3072 * 2 + 128ull * 1536 * 4096 * 2)
       << "one Qwen3-235B-A22B layer must fit FromHF";
@@ -886,6 +887,35 @@ TEST(ServerOptionsTest, FlagsParseAndValidate) {
   EXPECT_FALSE(server::ParseServerFlags({"--bogus"}).ok());
   EXPECT_FALSE(server::ParseServerFlags({"--max-total-memory", "12 parsecs"}).ok());
   EXPECT_EQ(*server::ParseByteSize("4KB"), 4000u);
+}
+
+// --listen repeats (the first replaces the default); unix: addresses are
+// checked for what would make gRPC bind another file than the one probed.
+TEST(ServerOptionsTest, ListenRepeatsAndUnixSocketMode) {
+  absl::StatusOr<server::ServerOptions> o =
+      server::ParseServerFlags({"--listen", "127.0.0.1:0", "--listen=unix:///tmp/a.sock", "--unix-socket-mode", "600"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->listen, (std::vector<std::string>{"127.0.0.1:0", "unix:///tmp/a.sock"}));
+  EXPECT_EQ(o->unix_socket_mode, 0600u);
+  EXPECT_EQ(server::ServerOptions().unix_socket_mode, 0660u);
+  EXPECT_EQ(server::ParseServerFlags({})->listen, std::vector<std::string>{"127.0.0.1:50051"});
+  EXPECT_EQ(*server::UnixSocketPath("unix:///run/moe/a.sock"), "/run/moe/a.sock");
+  EXPECT_EQ(*server::UnixSocketPath("unix:a.sock"), "a.sock");
+  EXPECT_FALSE(server::UnixSocketPath("127.0.0.1:1").has_value());
+  for (const char* bad : {"8", "0778", "01777", "rw", ""}) {
+    EXPECT_THAT(server::ParseServerFlags({"--unix-socket-mode", bad}).status().message(),
+                HasSubstr("--unix-socket-mode must be octal")) << bad;
+  }
+  const std::pair<std::vector<std::string>, std::string> bad_listen[] = {
+      {{"--listen", "unix://host/a.sock"}, "has no host"},
+      {{"--listen", "unix:"}, "no socket path"},
+      {{"--listen", "unix:///tmp/a%20b"}, "percent escapes"},
+      {{"--listen", "unix:///" + std::string(120, 'x')}, "holds at most 107"},
+      {{"--listen", "127.0.0.1:1", "--listen", "127.0.0.1:1"}, "given twice"},
+  };
+  for (const auto& [args, why] : bad_listen) {
+    EXPECT_THAT(server::ParseServerFlags(args).status().message(), HasSubstr(why)) << args[1];
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -332,6 +333,7 @@ std::string Which(const std::string& program) {
 
 ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string> args, std::string listen,
                              std::string metrics) {
+  listen_ = listen;
   host_ = listen.substr(0, listen.rfind(':'));
   args.insert(args.begin(), {binary, "--listen", listen, "--metrics-listen", metrics});
   std::vector<char*> argv;
@@ -351,28 +353,36 @@ ServerProcess::~ServerProcess() {
   }
 }
 
-int ServerProcess::Port() {
+std::optional<std::string> ServerProcess::LineAfter(const std::string& marker) {
   for (int i = 0; i < 1000; ++i) {
-    std::string text = ReadFileOrDie(log());
-    const std::string marker = "listening on " + host_ + ":";
-    size_t at = text.find(marker);
-    if (at != std::string::npos) {
-      size_t end = at + marker.size();
-      while (end < text.size() && isdigit(static_cast<unsigned char>(text[end]))) ++end;
-      int port = 0;
-      if (end < text.size() && absl::SimpleAtoi(text.substr(at + marker.size(), end - at - marker.size()), &port)) {
-        return port;
-      }
-    }
+    const std::string text = ReadFileOrDie(log());
+    const size_t at = text.find(marker);
+    const size_t eol = at == std::string::npos ? std::string::npos : text.find('\n', at);
+    if (eol != std::string::npos) return text.substr(at + marker.size(), eol - at - marker.size());
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       exited_ = true;
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      return 0;
+      return std::nullopt;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  return 0;
+  return std::nullopt;
+}
+
+int ServerProcess::Port() {
+  const std::optional<std::string> rest = LineAfter("listening on " + host_ + ":");
+  int port = 0;
+  if (!rest) return 0;
+  const size_t digits =
+      std::find_if_not(rest->begin(), rest->end(), [](unsigned char c) { return std::isdigit(c); }) - rest->begin();
+  return absl::SimpleAtoi(rest->substr(0, digits), &port) ? port : 0;
+}
+
+bool ServerProcess::Listening() {
+  if (listen_.rfind("unix", 0) != 0) return Port() != 0;  // unix: and unix-abstract: print themselves
+  const std::optional<std::string> rest = LineAfter("listening on " + listen_);
+  return rest && (rest->empty() || (*rest)[0] == ' ');
 }
 
 int ServerProcess::MetricsPort() {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,8 +97,9 @@ struct TestCerts {
 absl::StatusOr<TestCerts> MakeTestCerts(const std::string& dir);
 
 // ServerProcess: the real server binary (`binary`) started with `args` plus
-// --listen LISTEN (default 127.0.0.1:0) and --metrics-listen METRICS (default
-// off); its stderr goes to log(). Killed on destruction unless it exited.
+// --listen LISTEN (default 127.0.0.1:0; or unix:///PATH) and --metrics-listen
+// METRICS (default off); its stderr goes to log(). Killed on destruction
+// unless it exited.
 class ServerProcess {
  public:
   ServerProcess(const std::string& binary, std::vector<std::string> args, std::string listen = "127.0.0.1:0",
@@ -109,6 +111,9 @@ class ServerProcess {
   std::string log() const { return dir_.path() + "/server.log"; }
   // Port(): waits for the "listening on HOST:PORT" line; 0 when the process died first.
   int Port();
+  // Listening(): waits for the "listening on LISTEN" line, whatever the
+  // address (for HOST:PORT, Port() != 0); false when the process died first.
+  bool Listening();
   // MetricsPort(): the /metrics port from the same line (call after Port()).
   int MetricsPort();
   void Signal(int sig);
@@ -117,7 +122,11 @@ class ServerProcess {
   int Wait(std::chrono::seconds timeout);
 
  private:
+  // The rest of the first log line that holds `marker`, once it is complete.
+  std::optional<std::string> LineAfter(const std::string& marker);
+
   TempDir dir_;
+  std::string listen_;
   std::string host_;
   pid_t pid_ = -1;
   bool exited_ = false;

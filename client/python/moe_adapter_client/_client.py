@@ -179,7 +179,7 @@ class Conversion:
 class Client:
     """A connection to a moe-adapter-server.
 
-    target: "host:port" (or any gRPC target, e.g. "dns:///name:port").
+    target: "host:port" (or any gRPC target, e.g. "dns:///name:port", "unix:///run/moe/adapter.sock").
     token: sent as `authorization: Bearer <token>` on conversions and info() (not health()).
     tls: None (plaintext), True (TLS with the system's roots) or a Tls(...).
     timeout: seconds each call may take, from its start (a whole conversion stream); None = no limit.

@@ -35,7 +35,11 @@ const CASES = [
   ["real-looking secret", edit("base/secret-auth.yaml", "CHANGE-ME-placeholder-token-not-a-secret", "s3cr3t"), "CHANGE-ME placeholders only"],
   ["GPU without CUDA device", edit("overlays/gpu/patch-deployment-gpu.yaml", "value: cuda", "value: cpu"), "nvidia.com/gpu requested but --device cpu"],
   ["Service selects nothing", edit("base/service.yaml", "app.kubernetes.io/component: server", "app.kubernetes.io/component: serverr"), "selector matches no workload"],
-  ["probe on loopback listener", edit("examples/sidecar/training-job.yaml", "          startupProbe:\n            exec:\n              command: [\"moe-adapter\", \"health\", \"--server=127.0.0.1:50051\"]", "          startupProbe:\n            grpc:\n              port: 50051"), "dials the pod IP but the server listens on 127.0.0.1:50051"],
+  ["probe on a Unix-socket-only server", edit("examples/sidecar/training-job.yaml", "          startupProbe:\n            exec:\n              command: [\"moe-adapter\", \"health\", \"--server=unix:///var/run/moe-adapter/adapter.sock\"]", "          startupProbe:\n            grpc:\n              port: 50051"), "dials the pod IP but the server listens on unix:///var/run/moe-adapter/adapter.sock"],
+  ["probe on loopback listener", (root) => {
+    edit("examples/sidecar/training-job.yaml", "- --listen=unix:", "- --listen=127.0.0.1:50051\n            - --listen=unix:")(root);
+    edit("examples/sidecar/training-job.yaml", "          startupProbe:\n            exec:\n              command: [\"moe-adapter\", \"health\", \"--server=unix:///var/run/moe-adapter/adapter.sock\"]", "          startupProbe:\n            grpc:\n              port: 50051")(root);
+  }, "dials the pod IP but the server listens on 127.0.0.1:50051, unix:///var/run/moe-adapter/adapter.sock"],
   ["memory budget above the limit", edit("base/deployment.yaml", "--max-total-memory=8GiB", "--max-total-memory=16GiB"), "leaves less than 20% of the 12Gi memory limit"],
   ["bad size", edit("base/deployment.yaml", "--max-total-memory=8GiB", "--max-total-memory=8GiBs"), "is not a size the server accepts"],
   ["NetworkPolicy admits everyone", edit("base/networkpolicy.yaml", "        - namespaceSelector: {}\n          podSelector:\n            matchLabels:\n              moe-adapter/client: \"true\"\n", "        - namespaceSelector: {}\n"), "a peer without pod labels admits every pod"],

@@ -305,7 +305,7 @@ function schemaErrors(o) {
 }
 
 // ---------------------------------------------------------------- project conventions
-const SERVER_FLAGS = new Set(["listen", "metrics-listen", "max-chunk-bytes", "max-stream-memory", "max-total-memory",
+const SERVER_FLAGS = new Set(["listen", "unix-socket-mode", "metrics-listen", "max-chunk-bytes", "max-stream-memory", "max-total-memory",
   "max-concurrent-streams", "device", "tls-cert", "tls-key", "tls-client-ca", "auth-token-file", "shutdown-grace"]);
 function podSpecOf(o) {
   if (o.kind === "Pod") return o.spec;
@@ -413,16 +413,19 @@ function conventionErrors(o, all) {
     if (!flags) continue;
     const names = flags.map(([n]) => n);
     for (const n of names) if (!SERVER_FLAGS.has(n)) errors.push(`${where}: unknown server flag --${n}`);
-    for (const n of new Set(names)) if (names.filter((x) => x === n).length > 1) errors.push(`${where}: flag --${n} given twice`);
+    for (const n of new Set(names)) if (n !== "listen" && names.filter((x) => x === n).length > 1) errors.push(`${where}: flag --${n} given twice`);
     const get = (n) => (flags.find(([x]) => x === n) || [])[1];
     const tls = names.includes("tls-cert") || names.includes("tls-key");
     if (tls && !(names.includes("tls-cert") && names.includes("tls-key"))) errors.push(`${where}: --tls-cert and --tls-key go together`);
-    const listen = get("listen") || "127.0.0.1:50051";
-    const loopback = /^(127\.|localhost|\[::1\])/.test(listen);
+    // --listen may be repeated; what the pod IP reaches (probes, ports) is its non-loopback TCP addresses.
+    const listens = flags.filter(([n]) => n === "listen").map(([, v]) => v);
+    const listen = listens.length ? listens.join(", ") : "127.0.0.1:50051";
+    const podIp = (listens.length ? listens : ["127.0.0.1:50051"]).filter((l) => !/^(unix:|127\.|localhost|\[::1\])/.test(l));
+    const loopback = podIp.length === 0;
     for (const p of probes) {
       if ((c[p].grpc || c[p].tcpSocket) && tls) errors.push(`${where}: ${p} is a native ${c[p].grpc ? "gRPC" : "TCP"} probe but the server uses TLS (spec 15.8: exec probe)`);
       if ((c[p].grpc || c[p].tcpSocket) && loopback) errors.push(`${where}: ${p} dials the pod IP but the server listens on ${listen}`);
-      if (c[p].grpc && String(c[p].grpc.port) !== listen.split(":").pop()) errors.push(`${where}: ${p} port ${c[p].grpc.port} is not the --listen port`);
+      if (c[p].grpc && !loopback && !podIp.some((l) => l.split(":").pop() === String(c[p].grpc.port))) errors.push(`${where}: ${p} port ${c[p].grpc.port} is not the --listen port`);
       if (c[p].exec) {
         const cmd = c[p].exec.command || [];
         if (cmd[0] !== "moe-adapter" || cmd[1] !== "health") errors.push(`${where}: ${p} exec probe must run moe-adapter health`);
@@ -436,7 +439,7 @@ function conventionErrors(o, all) {
       }
     }
     const ports = (c.ports || []).map((p) => p.containerPort);
-    if (!loopback && !ports.includes(Number(listen.split(":").pop()))) errors.push(`${where}: gRPC port not declared in ports`);
+    if (podIp.some((l) => !ports.includes(Number(l.split(":").pop())))) errors.push(`${where}: gRPC port not declared in ports`);
     // The budget is what streams may hold; the container also needs room for the process.
     const budget = serverSize(get("max-total-memory") || "16GiB");
     const limit = quantity(c.resources && c.resources.limits && c.resources.limits.memory);
