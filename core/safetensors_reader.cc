@@ -384,19 +384,9 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::string_view text,
 }
 
 absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
-  // O_NONBLOCK: opening a FIFO by mistake must not hang; no effect on files.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return safetensors::ErrnoStatus(errno, "cannot open", path);
+  // A FIFO or device by mistake is refused without hanging (regular_file.h).
   struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return safetensors::ErrnoStatus(err, "cannot stat", path);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return NotRegularFileError(path, st.st_mode);
-  }
+  ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &st));
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   // mmap of 0 bytes fails with EINVAL: refuse short files before mapping.
   if (size < safetensors::kHeaderLengthBytes) {

@@ -83,6 +83,7 @@ void StreamReactor::OnReadDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
   read_in_flight_ = false;
   last_progress_ = std::chrono::steady_clock::now();
+  outputs_at_last_message_ = static_cast<uint64_t>(tensors_out_) + bytes_out_;
   if (job_running_ && !finish_called_ && error_.ok()) {
     // The job owns the subclass's state: this message waits for its end.
     read_pending_ = true;
@@ -163,7 +164,12 @@ void StreamReactor::CheckIdle(std::chrono::steady_clock::time_point now) {
     const bool before_options = !options_seen_ && env_.options_timeout.count() > 0;
     const std::chrono::nanoseconds limit = before_options ? env_.options_timeout : env_.idle_timeout;
     if (limit.count() <= 0 || now - last_progress_ < limit) return;
-    if (write_in_flight_) {
+    // Outputs sent since the client's last message may still sit in the
+    // transport (a write completes once gRPC has the bytes, not the client):
+    // a client that stopped reading would never get a status queued behind
+    // them, so such a stream is cancelled too.
+    const bool outputs_since_message = static_cast<uint64_t>(tensors_out_) + bytes_out_ != outputs_at_last_message_;
+    if (write_in_flight_ || outputs_since_message) {
       // The client stopped taking outputs: Finish must wait for the write, so
       // the call is cancelled instead (the client, not reading, sees CANCELLED).
       idle_cancelled_ = true;

@@ -198,6 +198,8 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   uint64_t bytes_out_ = 0;  // payload handed to the queue
   // The last read or write completed, or job ended (CheckIdle()).
   std::chrono::steady_clock::time_point last_progress_;
+  // Outputs queued (tensors + bytes) when the client's last message arrived.
+  uint64_t outputs_at_last_message_ = 0;
   bool idle_cancelled_ = false;
 };
 

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/testutil/cli_runner.h"
 #include "absl/strings/str_cat.h"
 #include "core/safetensors_writer.h"
 #include "tests/testutil/tensor_testutil.h"
@@ -116,19 +117,6 @@ std::string Slurp(const std::string& p) {
   return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 void Write(const std::string& p, const std::string& text) { std::ofstream(p) << text; }
-
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.push_back(n);
-    }
-    ::closedir(d);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // A pid that surely ran and is gone now (reaped).
 pid_t DeadPid() {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "tests/testutil/cli_runner.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tests/testutil/tensor_testutil.h"
@@ -25,39 +26,9 @@ constexpr size_t kDeep = 200'000;
 
 std::string Nested(size_t n) { return std::string(n, '[') + std::string(n, ']'); }
 
-struct Result {
-  int exit_code;
-  std::string err;
-};
+using Result = CliResult;
 
-std::string ShellQuote(const std::string& s) { return "'" + s + "'"; }
-
-Result Cli(const std::vector<std::string>& args) {
-  std::vector<std::string> q;
-  for (const auto& a : args) q.push_back(ShellQuote(a));
-  const std::string errfile =
-      ::testing::TempDir() + "/cli_json_stderr_" + std::to_string(::getpid()) + ".txt";
-  const std::string cmd = absl::StrCat(ShellQuote(MOE_CLI_PATH), " ", absl::StrJoin(q, " "), " 2>",
-                                       errfile, " >/dev/null");
-  const int status = std::system(cmd.c_str());
-  std::ifstream f(errfile);
-  std::string err((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::remove(errfile.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), err};
-}
-
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.push_back(n);
-    }
-    ::closedir(d);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+Result Cli(const std::vector<std::string>& args) { return RunCli(MOE_CLI_PATH, args); }
 
 void WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);

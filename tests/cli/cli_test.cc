@@ -12,46 +12,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "tests/testutil/cli_runner.h"
 #include "tests/testutil/tensor_testutil.h"
 
 namespace moe_adapter::testing {
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string err;
-};
+using Result = CliResult;
 
-std::string Quote(const std::string& s) { return "'" + s + "'"; }
-
-Result Cli(const std::vector<std::string>& args) {
-  std::vector<std::string> q;
-  for (const auto& a : args) q.push_back(Quote(a));
-  // ctest runs test cases as parallel processes: the file must be this process's own.
-  const std::string errfile = ::testing::TempDir() + "/cli_stderr_" + std::to_string(::getpid()) + ".txt";
-  const std::string cmd = absl::StrCat(Quote(MOE_CLI_PATH), " ", absl::StrJoin(q, " "), " 2>", errfile, " >/dev/null");
-  const int status = std::system(cmd.c_str());
-  std::ifstream f(errfile);
-  std::string err((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::remove(errfile.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), err};
-}
+Result Cli(const std::vector<std::string>& args) { return RunCli(MOE_CLI_PATH, args); }
 
 bool Exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;
-}
-
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.push_back(n);
-    }
-    ::closedir(d);
-  }
-  return out;
 }
 
 class CliTest : public ::testing::Test {
@@ -60,7 +33,7 @@ class CliTest : public ::testing::Test {
     char tmpl[] = "/tmp/moe_cli_test_XXXXXX";
     dir_ = ::mkdtemp(tmpl);
   }
-  void TearDown() override { std::system(("rm -rf " + Quote(dir_)).c_str()); }
+  void TearDown() override { std::system(("rm -rf " + ShellQuote(dir_)).c_str()); }
   std::string Golden(const std::string& f) { return DataDir() + "/golden/" + f; }
   std::vector<std::string> Geo() { return {"--num-experts", "4", "--hidden-size", "8", "--moe-intermediate-size", "6"}; }
   std::vector<std::string> Args(std::vector<std::string> a, const std::vector<std::string>& more) {
