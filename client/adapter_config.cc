@@ -29,6 +29,11 @@ absl::StatusOr<std::string> AdapterConfigForHf(const std::string& input_config, 
                                                std::optional<int64_t> rank, std::optional<double> lora_alpha) {
   json cfg;
   if (!input_config.empty()) {
+    // What this writes must read back as `layout`: an input whose
+    // peft_version is not a version would be kept and refused on reading.
+    std::string source;
+    absl::StatusOr<std::optional<LoraLayout>> readable = LayoutFromAdapterConfig(input_config, &source);
+    if (!readable.ok()) return readable.status();
     absl::StatusOr<json> parsed = ParseJson(input_config, "adapter_config.json", kMaxConfigJsonBytes);
     if (!parsed.ok()) return parsed.status();
     if (!parsed->is_object()) {

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "client/adapter_config.h"
+#include "core/peft_version.h"
 #include "core/checkpoint_reader.h"
 #include "moe_adapter/checkpoint_convert.h"
 #include "nlohmann/json.hpp"
@@ -141,6 +143,25 @@ TEST_F(CheckpointConvert, AdapterConfigFollowsTheLayoutWritten) {
   EXPECT_EQ(cfg["r"], 4);
   EXPECT_EQ(cfg["lora_alpha"], 8);
   EXPECT_EQ(cfg["target_parameters"], nlohmann::json({"mlp.experts.gate_up_proj", "mlp.experts.down_proj"}));
+}
+
+// Found by tests/fuzz (adapter_config): an unreadable peft_version was kept in
+// a per-expert config, which the reading side then refused.
+TEST(AdapterConfigForHf, WhatItWritesReadsBackOrItRefuses) {
+  const std::string bad = R"({"peft_version": "v]0.21.0.dev0", "r": 4, "lora_alpha": 8})";
+  for (LoraLayout l : {LoraLayout::kPeftV019, LoraLayout::kPeftV018, LoraLayout::kPerExpert}) {
+    EXPECT_THAT(AdapterConfigForHf(bad, l, 4, std::nullopt).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, "peft_version"));
+  }
+  const std::string good = R"({"peft_version": "0.17.0", "r": 4, "lora_alpha": 8})";
+  for (LoraLayout l : {LoraLayout::kPeftV019, LoraLayout::kPeftV018, LoraLayout::kPerExpert}) {
+    absl::StatusOr<std::string> written = AdapterConfigForHf(good, l, 4, std::nullopt);
+    ASSERT_TRUE(written.ok()) << written.status();
+    std::string source;
+    absl::StatusOr<std::optional<LoraLayout>> read = LayoutFromAdapterConfig(*written, &source);
+    ASSERT_TRUE(read.ok()) << read.status();
+    if (l != LoraLayout::kPerExpert) EXPECT_EQ(read->value(), l);
+  }
 }
 
 TEST_F(CheckpointConvert, AdapterWithoutConfigNeedsLoraAlpha) {
