@@ -2,7 +2,7 @@
 // both measured in the same run, and the server's peak RSS per RPC.
 //
 //   stream_bench [--num-experts 128 --hidden-size 2048 --moe-intermediate-size 768]
-//                [--repeat 3] [--server-bin PATH] [--work DIR] [--chunk-bytes 4194304]
+//                [--repeat 3] [--server-bin PATH] [--work DIR] [--chunk-bytes 4128768]
 //                [--verbose] [--only transports]
 //
 // 1. Baseline: RawStream.Push (bench/raw_stream.proto) served in this process
@@ -72,7 +72,7 @@ constexpr size_t kMessageSlackBytes = 1u << 20;
 struct Flags {
   int64_t experts = 128, hidden = 2048, inter = 768;
   int repeat = 3;
-  size_t chunk_bytes = 4u << 20;
+  size_t chunk_bytes = moe_adapter::ClientOptions().chunk_bytes;  // what clients use by default
   std::string server_bin;
   std::string work;
   bool verbose = false;

@@ -588,7 +588,8 @@ std::unique_ptr<RemoteSession> StreamHoldingASlab(RemoteClient& client, const Ad
                   .ok());
   std::vector<char> part(1 << 20, 1);
   EXPECT_TRUE(session->SendBytes(part.data(), part.size()).ok());
-  for (int i = 0; i < 500 && server.BufferedBytes() == 0; ++i) {
+  // The stream's options and keys count too: wait for the slab itself.
+  for (int i = 0; i < 500 && server.BufferedBytes() < (4u << 20); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_GE(server.BufferedBytes(), 4u << 20) << "the slab should be held";
