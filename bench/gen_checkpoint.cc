@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "client/shard_lanes.h"
+#include "checkpoint/shard_lanes.h"
 #include "core/safetensors_writer.h"
 #include "moe_adapter/tensor.h"
 

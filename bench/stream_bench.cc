@@ -65,7 +65,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Same slack as server/frame_codec.h (wire::kMessageSlackBytes): the real
+// Same slack as protocol/frame_codec.h (wire::kMessageSlackBytes): the real
 // client and server allow chunk + 1 MiB per received message.
 constexpr size_t kMessageSlackBytes = 1u << 20;
 

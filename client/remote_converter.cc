@@ -2,7 +2,7 @@
 // ClientReaderWriter per session, written by the caller's thread and read by
 // the session's own reader thread, so the two directions overlap and large
 // outputs never stall the inputs. Messages are gRPC byte buffers
-// (server/wire_message.h): a tensor's bytes go out as slices of its own memory
+// (protocol/wire_message.h): a tensor's bytes go out as slices of its own memory
 // and come in as gRPC's slices, copied once into the output tensor.
 #include <algorithm>
 #include <string>
@@ -17,8 +17,9 @@
 #include "moe_adapter/client.h"
 #include "moe_adapter/crc32c.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
-#include "server/frame_codec.h"
-#include "server/wire_message.h"
+#include "protocol/frame_codec.h"
+#include "protocol/options_codec.h"
+#include "protocol/wire_message.h"
 #include "core/quote.h"
 
 namespace moe_adapter {
@@ -63,28 +64,6 @@ void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_
   if (o.deadline != absl::InfiniteDuration()) ctx->set_deadline(absl::ToChronoTime(absl::Now() + o.deadline));
 }
 
-v1::StreamOptions ToWire(const ConvertOptions& o, size_t chunk_bytes) {
-  v1::StreamOptions w;
-  v1::Geometry* g = w.mutable_geometry();
-  g->set_num_experts(o.geometry.num_experts);
-  g->set_hidden_size(o.geometry.hidden_size);
-  g->set_moe_intermediate_size(o.geometry.moe_intermediate_size);
-  if (o.geometry.num_hidden_layers) g->set_num_hidden_layers(*o.geometry.num_hidden_layers);
-  for (int64_t l : o.geometry.mlp_only_layers) g->add_mlp_only_layers(l);
-  g->set_decoder_sparse_step(o.geometry.decoder_sparse_step);
-  if (o.geometry.config_dtype) g->set_config_dtype(std::string(TorchDTypeName(*o.geometry.config_dtype)));
-  if (o.lora_layout) w.set_lora_layout(std::string(LoraLayoutName(*o.lora_layout)));
-  if (o.dtype) w.set_dtype(std::string(TorchDTypeName(*o.dtype)));
-  w.set_exclude_key_regex(o.exclude_key_regex);
-  w.set_ep_rank(o.ep_rank);
-  w.set_ep_size(o.ep_size);
-  w.set_adapter_config_json(o.adapter_config_json);
-  w.set_quantization(o.quantization);
-  w.set_partial_checkpoint(o.partial_checkpoint);
-  w.set_chunk_size(chunk_bytes);
-  return w;
-}
-
 class RemoteSessionImpl final : public RemoteSession {
  public:
   RemoteSessionImpl(const ClientOptions& copts, TensorSink sink)
@@ -106,7 +85,7 @@ class RemoteSessionImpl final : public RemoteSession {
         channel.get(), method, &ctx_));
     reader_ = std::thread([this] { ReadLoop(); });
     v1::ConvertRequest req;
-    *req.mutable_options() = ToWire(options, copts_.chunk_bytes);
+    *req.mutable_options() = wire::StreamOptionsToWire(options, copts_.chunk_bytes);
     return Write(wire::EncodeMessage(req));
   }
 

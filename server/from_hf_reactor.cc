@@ -16,7 +16,7 @@ TensorSink FromHfReactor::Collect(JobOutputs* outputs) const {
   };
 }
 
-absl::Status FromHfReactor::OnOptions(const StreamConfig& config) {
+absl::Status FromHfReactor::OnOptions(const wire::StreamConfig& config) {
   absl::StatusOr<std::unique_ptr<FromHfConverter>> conv = FromHfConverter::Create(config.options, env().device);
   if (!conv.ok()) return conv.status();
   converter_ = std::move(*conv);

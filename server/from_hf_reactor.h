@@ -35,7 +35,7 @@ class FromHfReactor : public StreamReactor {
       : StreamReactor(env, Rpc::kFromHf, context) {}
 
  protected:
-  absl::Status OnOptions(const StreamConfig& config) override;
+  absl::Status OnOptions(const wire::StreamConfig& config) override;
   absl::Status OnTensorBegin(const wire::FrameHeader& header) override;
   absl::Status OnTensorChunk(wire::Payload* chunk, uint64_t offset, bool last, Job* job) override;
   absl::Status OnInputEnd(Job* job) override;

@@ -28,7 +28,7 @@
 
 #include "moe_adapter/tensor.h"
 #include "moe_adapter/v1/adapter.pb.h"
-#include "server/wire_message.h"
+#include "protocol/wire_message.h"
 
 namespace moe_adapter {
 namespace server {

@@ -25,7 +25,7 @@
 #include "core/buffer_cache.h"
 #include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
-#include "server/frame_codec.h"
+#include "protocol/frame_codec.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/service.h"

@@ -13,7 +13,7 @@
 #include "core/session_common.h"
 #include "moe_adapter/crc32c.h"
 #include "server/status_mapping.h"
-#include "server/wire_limits.h"
+#include "protocol/wire_limits.h"
 
 namespace moe_adapter {
 namespace server {
@@ -216,8 +216,8 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
   switch (in.kind_case()) {
     case v1::ConvertRequest::kOptions: {
       if (options_seen_) return absl::InvalidArgumentError("options sent twice: only the first message carries them");
-      absl::StatusOr<StreamConfig> cfg =
-          StreamConfigFromWire(in.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
+      absl::StatusOr<wire::StreamConfig> cfg =
+          wire::StreamConfigFromWire(in.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
       if (!cfg.ok()) return cfg.status();
       // What the options keep (up to 1 MiB of adapter config, a layer list
       // as long as config.json makes it) stays with the stream, in up to

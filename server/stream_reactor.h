@@ -47,13 +47,13 @@
 #include "moe_adapter/converter.h"
 #include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.pb.h"
-#include "server/frame_codec.h"
+#include "protocol/frame_codec.h"
 #include "server/idle_watchdog.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/output_queue.h"
-#include "server/stream_options.h"
-#include "server/wire_message.h"
+#include "protocol/options_codec.h"
+#include "protocol/wire_message.h"
 #include "server/worker_pool.h"
 
 namespace moe_adapter {
@@ -110,7 +110,7 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   ~StreamReactor() override;
 
   // OnOptions(): the stream's options (first message).
-  virtual absl::Status OnOptions(const StreamConfig& config) = 0;
+  virtual absl::Status OnOptions(const wire::StreamConfig& config) = 0;
   // OnTensorBegin(): a header that passed the frame checks.
   virtual absl::Status OnTensorBegin(const wire::FrameHeader& header) = 0;
   // OnTensorChunk(): the next `*chunk` of the current tensor, at `offset`

@@ -20,7 +20,7 @@ TensorSink Collect(JobOutputs* outputs) {
 
 }  // namespace
 
-absl::Status ToHfReactor::OnOptions(const StreamConfig& config) {
+absl::Status ToHfReactor::OnOptions(const wire::StreamConfig& config) {
   options_ = config.options;
   absl::StatusOr<std::unique_ptr<ToHfConverter>> conv = ToHfConverter::Create(options_, env().device);
   if (!conv.ok()) return conv.status();

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/output_dir.h"
+#include "checkpoint/output_dir.h"
 
 namespace moe_adapter::cli {
 namespace {

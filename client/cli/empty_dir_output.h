@@ -1,6 +1,6 @@
 // Writing a directory conversion into an existing, empty output directory.
 //
-// The library (client/output_dir.h) stages its output beside the output path
+// The library (checkpoint/output_dir.h) stages its output beside the output path
 // and renames it into place, which needs write access to the parent. A container user is often
 // given only the output folder itself (a bind mount it may write into, in a
 // parent it may not): then the conversion is staged in a hidden folder

@@ -20,7 +20,7 @@
 #include "core/safetensors_format.h"
 #include "moe_adapter/convert_options.h"
 #include "client/cli/progress.h"
-#include "client/output_dir.h"
+#include "checkpoint/output_dir.h"
 #include "core/regular_file.h"
 #include "moe_adapter/checkpoint_convert.h"
 #include "moe_adapter/device.h"

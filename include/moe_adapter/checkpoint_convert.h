@@ -7,7 +7,7 @@
 // directory beside the output path and renamed at the end: it is complete or
 // absent. What an existing output may be replaced (symbolic links are
 // replaced, never followed; --overwrite removes only a directory that looks
-// like a checkpoint) is described at CheckOutput() in client/output_dir.h;
+// like a checkpoint) is described at CheckOutput() in checkpoint/output_dir.h;
 // temporaries that killed runs left beside the output are removed.
 //
 // Example:

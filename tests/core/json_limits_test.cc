@@ -12,7 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "client/adapter_config.h"
+#include "checkpoint/adapter_config.h"
 #include "core/checkpoint_reader.h"
 #include "core/json_limits.h"
 #include "core/peft_version.h"

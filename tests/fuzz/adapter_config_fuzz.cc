@@ -1,13 +1,13 @@
 // Fuzzes adapter_config.json handling: the layout it decides
 // (core/peft_version.cc), the config written beside a converted adapter
-// (client/adapter_config.cc), ValidateOptions()'s check of it, and the
+// (checkpoint/adapter_config.cc), ValidateOptions()'s check of it, and the
 // peft_version string parser. Invariant: a config written for a ParamWrapper
 // layout is read back as that layout.
 #include <cstdint>
 #include <optional>
 #include <string>
 
-#include "client/adapter_config.h"
+#include "checkpoint/adapter_config.h"
 #include "core/peft_version.h"
 #include "moe_adapter/convert_options.h"
 #include "tests/fuzz/fuzz_util.h"

@@ -1,4 +1,4 @@
-// Fuzzes a stream's options (server/stream_options.cc): the input is a
+// Fuzzes a stream's options (protocol/options_codec.cc): the input is a
 // v1::StreamOptions in protobuf text format (readable seeds, and mutations
 // stay well formed more often than in the binary encoding, whose length
 // prefixes they break), turned into ConvertOptions and validated as the
@@ -11,7 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "moe_adapter/v1/adapter.pb.h"
-#include "server/stream_options.h"
+#include "protocol/options_codec.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } quiet;
   parser.RecordErrorsTo(&quiet);
   if (!parser.ParseFromString(std::string(reinterpret_cast<const char*>(data), size), &wire)) return 0;
-  absl::StatusOr<server::StreamConfig> cfg = server::StreamConfigFromWire(wire, kDefaultChunk, kMaxChunk);
+  absl::StatusOr<wire::StreamConfig> cfg = wire::StreamConfigFromWire(wire, kDefaultChunk, kMaxChunk);
   if (!cfg.ok()) {
     FUZZ_CHECK(cfg.status().code() == absl::StatusCode::kInvalidArgument);
     FUZZ_CHECK(absl::StartsWith(cfg.status().message(), "options: "));

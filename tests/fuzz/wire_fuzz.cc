@@ -1,6 +1,6 @@
 // Fuzzes the receiving side of the tensor framing: wire::Decode() of a gRPC
-// byte buffer (server/wire_message.cc) and the FrameReader that checks
-// headers, chunks and CRCs (server/frame_codec.cc). Built twice:
+// byte buffer (protocol/wire_message.cc) and the FrameReader that checks
+// headers, chunks and CRCs (protocol/frame_codec.cc). Built twice:
 // MOE_FUZZ_RESPONSE=0 decodes ConvertRequests as the server does (options go
 // through StreamConfigFromWire), =1 ConvertResponses as the client library
 // (client/remote_converter.cc) does.
@@ -17,11 +17,11 @@
 #include <string>
 #include <vector>
 
-#include "server/frame_codec.h"
-#include "server/wire_message.h"
+#include "protocol/frame_codec.h"
+#include "protocol/wire_message.h"
 #include "tests/fuzz/fuzz_util.h"
 #if !MOE_FUZZ_RESPONSE
-#include "server/stream_options.h"
+#include "protocol/options_codec.h"
 #endif
 
 namespace moe_adapter {
@@ -88,8 +88,8 @@ class Receiver {
         return;
 #else
       case Message::kOptions: {
-        absl::StatusOr<server::StreamConfig> cfg =
-            server::StreamConfigFromWire(in->message.options(), wire::kDefaultChunkBytes, kMaxChunk);
+        absl::StatusOr<wire::StreamConfig> cfg =
+            wire::StreamConfigFromWire(in->message.options(), wire::kDefaultChunkBytes, kMaxChunk);
         if (!cfg.ok()) CheckError(cfg.status());
         return;
       }

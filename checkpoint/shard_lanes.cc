@@ -1,4 +1,4 @@
-#include "client/shard_lanes.h"
+#include "checkpoint/shard_lanes.h"
 
 #include <unistd.h>
 

@@ -1,9 +1,9 @@
-// The byte-buffer messages (server/wire_message.h): what EncodeChunk() sends
+// The byte-buffer messages (protocol/wire_message.h): what EncodeChunk() sends
 // is the proto's message to any protobuf peer, a protobuf peer's messages
 // decode to the same thing, chunk bytes are never copied on the way out and
 // are handed over in gRPC's own slices on the way in, and the tensor memory
 // lives exactly as long as gRPC needs it.
-#include "server/wire_message.h"
+#include "protocol/wire_message.h"
 
 #include <memory>
 #include <string>

@@ -1,4 +1,4 @@
-// File: client/output_dir.h
+// File: checkpoint/output_dir.h
 //
 // Where a conversion writes, and what it may remove there. The result is
 // staged in a temporary sibling of the output, ".NAME.tmp-PID-N" (same
@@ -17,8 +17,8 @@
 //   RETURN_IF_ERROR(staged.Create());
 //   ... write files into staged.work_dir() ...
 //   RETURN_IF_ERROR(staged.Commit(overwrite));  // or destroy it: all removed
-#ifndef MOE_ADAPTER_CLIENT_OUTPUT_DIR_H_
-#define MOE_ADAPTER_CLIENT_OUTPUT_DIR_H_
+#ifndef MOE_ADAPTER_CHECKPOINT_OUTPUT_DIR_H_
+#define MOE_ADAPTER_CHECKPOINT_OUTPUT_DIR_H_
 
 #include <string>
 #include <vector>
@@ -108,4 +108,4 @@ void StartInterruptCleanup(const char* program);
 
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_CLIENT_OUTPUT_DIR_H_
+#endif  // MOE_ADAPTER_CHECKPOINT_OUTPUT_DIR_H_

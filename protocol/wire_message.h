@@ -1,4 +1,4 @@
-// File: server/wire_message.h
+// File: protocol/wire_message.h
 //
 // The messages of proto moe_adapter.v1 as gRPC byte buffers, so that tensor
 // bytes cross the process boundary without being copied into and out of
@@ -23,8 +23,8 @@
 //   grpc::ByteBuffer b = wire::EncodeChunk(wire::kResponseChunkField, tensor.data, offset, n);
 //
 // Thread-safety: values; a Payload may be read from any thread.
-#ifndef MOE_ADAPTER_SERVER_WIRE_MESSAGE_H_
-#define MOE_ADAPTER_SERVER_WIRE_MESSAGE_H_
+#ifndef MOE_ADAPTER_PROTOCOL_WIRE_MESSAGE_H_
+#define MOE_ADAPTER_PROTOCOL_WIRE_MESSAGE_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -90,4 +90,4 @@ grpc::ByteBuffer EncodeChunkCopy(int field, const void* data, size_t n);
 }  // namespace wire
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_SERVER_WIRE_MESSAGE_H_
+#endif  // MOE_ADAPTER_PROTOCOL_WIRE_MESSAGE_H_

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "client/adapter_config.h"
+#include "checkpoint/adapter_config.h"
 #include "core/peft_version.h"
 #include "core/checkpoint_reader.h"
 #include "moe_adapter/checkpoint_convert.h"

@@ -1,10 +1,10 @@
-#include "server/stream_options.h"
+#include "protocol/options_codec.h"
 
 #include "absl/strings/str_cat.h"
-#include "server/wire_limits.h"
+#include "protocol/wire_limits.h"
 
 namespace moe_adapter {
-namespace server {
+namespace wire {
 namespace {
 
 absl::Status Prefixed(const absl::Status& s) {
@@ -104,5 +104,27 @@ absl::StatusOr<StreamConfig> StreamConfigFromWire(const v1::StreamOptions& w, ui
   return cfg;
 }
 
-}  // namespace server
+v1::StreamOptions StreamOptionsToWire(const ConvertOptions& o, uint64_t chunk_bytes) {
+  v1::StreamOptions w;
+  v1::Geometry* g = w.mutable_geometry();
+  g->set_num_experts(o.geometry.num_experts);
+  g->set_hidden_size(o.geometry.hidden_size);
+  g->set_moe_intermediate_size(o.geometry.moe_intermediate_size);
+  if (o.geometry.num_hidden_layers) g->set_num_hidden_layers(*o.geometry.num_hidden_layers);
+  for (int64_t l : o.geometry.mlp_only_layers) g->add_mlp_only_layers(l);
+  g->set_decoder_sparse_step(o.geometry.decoder_sparse_step);
+  if (o.geometry.config_dtype) g->set_config_dtype(std::string(TorchDTypeName(*o.geometry.config_dtype)));
+  if (o.lora_layout) w.set_lora_layout(std::string(LoraLayoutName(*o.lora_layout)));
+  if (o.dtype) w.set_dtype(std::string(TorchDTypeName(*o.dtype)));
+  w.set_exclude_key_regex(o.exclude_key_regex);
+  w.set_ep_rank(o.ep_rank);
+  w.set_ep_size(o.ep_size);
+  w.set_adapter_config_json(o.adapter_config_json);
+  w.set_quantization(o.quantization);
+  w.set_partial_checkpoint(o.partial_checkpoint);
+  w.set_chunk_size(chunk_bytes);
+  return w;
+}
+
+}  // namespace wire
 }  // namespace moe_adapter

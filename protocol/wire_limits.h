@@ -1,4 +1,4 @@
-// File: server/wire_limits.h
+// File: protocol/wire_limits.h
 //
 // Bounds on every client-controlled string and list of proto moe_adapter.v1
 // (docs/server.md, "Limits"). A peer is untrusted: each field is checked
@@ -12,8 +12,8 @@
 //   if (name.size() > wire::kMaxTensorNameBytes) return error;
 //
 // Thread-safety: constants only.
-#ifndef MOE_ADAPTER_SERVER_WIRE_LIMITS_H_
-#define MOE_ADAPTER_SERVER_WIRE_LIMITS_H_
+#ifndef MOE_ADAPTER_PROTOCOL_WIRE_LIMITS_H_
+#define MOE_ADAPTER_PROTOCOL_WIRE_LIMITS_H_
 
 #include <cstddef>
 
@@ -49,4 +49,4 @@ inline constexpr size_t kMaxMlpOnlyLayers = 4096;
 }  // namespace wire
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_SERVER_WIRE_LIMITS_H_
+#endif  // MOE_ADAPTER_PROTOCOL_WIRE_LIMITS_H_

@@ -1,7 +1,8 @@
-// File: server/stream_options.h
+// File: protocol/options_codec.h
 //
-// The first message of every conversion stream (v1::StreamOptions) turned
-// into the core's ConvertOptions, validated by the core's ValidateOptions():
+// The one mapping between the core's ConvertOptions and the first message of
+// every conversion stream (v1::StreamOptions), used by both ends. From the
+// wire, the options are turned into ConvertOptions validated by the core's ValidateOptions():
 // geometry from `geometry` and/or a config.json body, layout, dtype, regex,
 // EP rank and size, adapter config; plus the stream's chunk size.
 //
@@ -10,8 +11,8 @@
 //   ASSIGN_OR_RETURN(auto conv, ToHfConverter::Create(cfg.options));
 //
 // Errors: INVALID_ARGUMENT, the message starting with "options: ".
-#ifndef MOE_ADAPTER_SERVER_STREAM_OPTIONS_H_
-#define MOE_ADAPTER_SERVER_STREAM_OPTIONS_H_
+#ifndef MOE_ADAPTER_PROTOCOL_OPTIONS_CODEC_H_
+#define MOE_ADAPTER_PROTOCOL_OPTIONS_CODEC_H_
 
 #include <cstdint>
 
@@ -20,7 +21,7 @@
 #include "moe_adapter/v1/adapter.pb.h"
 
 namespace moe_adapter {
-namespace server {
+namespace wire {
 
 struct StreamConfig {
   ConvertOptions options;
@@ -34,7 +35,11 @@ struct StreamConfig {
 absl::StatusOr<StreamConfig> StreamConfigFromWire(const v1::StreamOptions& wire, uint64_t default_chunk,
                                                   uint64_t max_chunk);
 
-}  // namespace server
+// StreamOptionsToWire(): what a client sends for `options`; the server's
+// StreamConfigFromWire() gives back the same ConvertOptions.
+v1::StreamOptions StreamOptionsToWire(const ConvertOptions& options, uint64_t chunk_bytes);
+
+}  // namespace wire
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_SERVER_STREAM_OPTIONS_H_
+#endif  // MOE_ADAPTER_PROTOCOL_OPTIONS_CODEC_H_

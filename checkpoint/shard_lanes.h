@@ -4,8 +4,8 @@
 // (model-00001-of-0000N.safetensors ...), writes model.safetensors.index.json
 // as transformers does, or names a lone shard model.safetensors. So output
 // order = lane order, then emission order within a lane.
-#ifndef MOE_ADAPTER_CLIENT_SHARD_LANES_H_
-#define MOE_ADAPTER_CLIENT_SHARD_LANES_H_
+#ifndef MOE_ADAPTER_CHECKPOINT_SHARD_LANES_H_
+#define MOE_ADAPTER_CHECKPOINT_SHARD_LANES_H_
 
 #include <map>
 #include <memory>
@@ -69,4 +69,4 @@ class ShardLanes {
 
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_CLIENT_SHARD_LANES_H_
+#endif  // MOE_ADAPTER_CHECKPOINT_SHARD_LANES_H_

@@ -1,4 +1,4 @@
-#include "client/output_dir.h"
+#include "checkpoint/output_dir.h"
 
 #include <dirent.h>
 #include <fcntl.h>

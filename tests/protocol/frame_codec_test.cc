@@ -1,5 +1,5 @@
 // The wire framing: header checks before allocation, chunk accounting, CRC.
-#include "server/frame_codec.h"
+#include "protocol/frame_codec.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,10 +1,10 @@
-#include "server/frame_codec.h"
+#include "protocol/frame_codec.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/safetensors_format.h"
 #include "moe_adapter/dtype.h"
-#include "server/wire_limits.h"
+#include "protocol/wire_limits.h"
 
 namespace moe_adapter {
 namespace wire {

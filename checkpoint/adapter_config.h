@@ -2,8 +2,8 @@
 // §15.3): every input field carried over; target_parameters / target_modules
 // and peft_version made to match the layout written; r checked against the
 // tensors; a config from scratch needs lora_alpha.
-#ifndef MOE_ADAPTER_CLIENT_ADAPTER_CONFIG_H_
-#define MOE_ADAPTER_CLIENT_ADAPTER_CONFIG_H_
+#ifndef MOE_ADAPTER_CHECKPOINT_ADAPTER_CONFIG_H_
+#define MOE_ADAPTER_CHECKPOINT_ADAPTER_CONFIG_H_
 
 #include <optional>
 #include <string>
@@ -21,4 +21,4 @@ absl::StatusOr<std::string> AdapterConfigForHf(const std::string& input_config, 
 
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_CLIENT_ADAPTER_CONFIG_H_
+#endif  // MOE_ADAPTER_CHECKPOINT_ADAPTER_CONFIG_H_

@@ -1,4 +1,4 @@
-#include "client/adapter_config.h"
+#include "checkpoint/adapter_config.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "server/wire_message.h"
+#include "protocol/wire_message.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-// File: server/frame_codec.h
+// File: protocol/frame_codec.h
 //
 // The tensor framing of proto moe_adapter.v1 (see adapter.proto): a
 // TensorHeader, then the tensor's raw little-endian bytes in chunks. Both
@@ -25,8 +25,8 @@
 //
 // Thread-safety: a FrameReader belongs to one stream and is used by one
 // thread at a time.
-#ifndef MOE_ADAPTER_SERVER_FRAME_CODEC_H_
-#define MOE_ADAPTER_SERVER_FRAME_CODEC_H_
+#ifndef MOE_ADAPTER_PROTOCOL_FRAME_CODEC_H_
+#define MOE_ADAPTER_PROTOCOL_FRAME_CODEC_H_
 
 #include <cstdint>
 #include <map>
@@ -38,8 +38,8 @@
 #include "moe_adapter/crc32c.h"
 #include "moe_adapter/tensor.h"
 #include "moe_adapter/v1/adapter.pb.h"
-#include "server/wire_limits.h"
-#include "server/wire_message.h"
+#include "protocol/wire_limits.h"
+#include "protocol/wire_message.h"
 
 namespace moe_adapter {
 namespace wire {
@@ -116,4 +116,4 @@ std::string CrcHex(uint32_t crc);
 }  // namespace wire
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_SERVER_FRAME_CODEC_H_
+#endif  // MOE_ADAPTER_PROTOCOL_FRAME_CODEC_H_
