@@ -1,0 +1,204 @@
+// The FP8 block dequantiser and the MXFP4 decoder against the reference's own
+// outputs (tests/data/golden-families: DeepSeek-V3 FP8 and GPT-OSS MXFP4
+// cases), byte for byte, plus their shape checks and the edge codes.
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "core/quant/fp8_block.h"
+#include "core/quant/mxfp4.h"
+#include "tests/testutil/tensor_testutil.h"
+
+namespace moe_adapter::testing {
+namespace {
+
+std::map<std::string, Tensor> ByName(const TensorList& list) {
+  std::map<std::string, Tensor> m;
+  for (const NamedTensor& t : list) m[t.name] = t.tensor;
+  return m;
+}
+
+std::string FamilyCase(const std::string& family, const std::string& file) {
+  return DataDir() + "/golden-families/" + family + "/" + file;
+}
+
+float F32(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+TEST(Fp8Block, E4m3CodesDecodeExactly) {
+  EXPECT_EQ(F32(E4m3ToF32Bits(0x38)), 1.0f);
+  EXPECT_EQ(F32(E4m3ToF32Bits(0x7E)), 448.0f);             // largest finite
+  EXPECT_EQ(F32(E4m3ToF32Bits(0x08)), std::ldexp(1.0f, -6));  // smallest normal
+  EXPECT_EQ(F32(E4m3ToF32Bits(0x01)), std::ldexp(1.0f, -9));  // smallest subnormal
+  EXPECT_EQ(F32(E4m3ToF32Bits(0x07)), 7 * std::ldexp(1.0f, -9));
+  EXPECT_EQ(E4m3ToF32Bits(0x80), 0x80000000u);  // -0
+  EXPECT_EQ(F32(E4m3ToF32Bits(0xB8)), -1.0f);
+  EXPECT_TRUE(std::isnan(F32(E4m3ToF32Bits(0x7F))));
+  EXPECT_TRUE(std::isnan(F32(E4m3ToF32Bits(0xFF))));
+}
+
+// Every weight with a scale in the case: non-expert ones compared with the
+// output of the same name, expert ones with their slice of the grouped output
+// (gate columns [0, I), up [I, 2I), down whole; each the transpose).
+void CheckFp8Case(const std::string& name) {
+  SCOPED_TRACE(name);
+  const auto in = ByName(LoadFile(FamilyCase("deepseek_v3", name + ".in.safetensors")));
+  const auto out = ByName(LoadFile(FamilyCase("deepseek_v3", name + ".out.safetensors")));
+  int plain = 0, experts = 0;
+  for (const auto& [key, w] : in) {
+    auto s = in.find(key + "_scale_inv");
+    if (s == in.end()) continue;
+    ASSERT_TRUE(CheckFp8BlockScale({key, w.dtype, w.shape}, {s->first, s->second.dtype, s->second.shape}).ok());
+    const int64_t rows = w.shape[0], cols = w.shape[1];
+    auto same = out.find(key);
+    const size_t at = key.find(".mlp.experts.");
+    const bool expert = same == out.end();
+    ASSERT_TRUE(!expert || at != std::string::npos) << key;
+    const std::string base = key.substr(0, at) + ".mlp.experts.";
+    const std::string rest = expert ? key.substr(at + 13) : "";
+    const bool down = rest.find("down_proj") != std::string::npos;
+    const bool up = rest.find("up_proj") != std::string::npos;
+    const Tensor* grouped = expert ? &out.at(base + (down ? "down_projs" : "gate_and_up_projs")) : nullptr;
+    const DType dtype = expert ? grouped->dtype : same->second.dtype;
+    Tensor got = Tensor::Allocate(dtype, w.shape);
+    // Two calls over a split row range: rows are independent.
+    const Fp8BlockView view = Fp8BlockView::Of(w, s->second);
+    DequantizeFp8Rows(view, 0, rows / 3, dtype, got.mutable_data());
+    DequantizeFp8Rows(view, rows / 3, rows, dtype, got.mutable_data());
+    if (same != out.end()) {
+      EXPECT_TRUE(SameTensor(got, same->second)) << key;
+      ++plain;
+      continue;
+    }
+    // ...layers.L.mlp.experts.E.{gate,up,down}_proj.weight
+    const int64_t e = std::stoll(rest.substr(0, rest.find('.')));
+    const int64_t width = grouped->shape[2];  // 2I or H
+    const int64_t col0 = up ? rows : 0;
+    const size_t item = DTypeSize(dtype);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        const uint8_t* want = grouped->data.data() + ((e * cols + c) * width + col0 + r) * item;
+        ASSERT_EQ(std::memcmp(got.data.data() + (r * cols + c) * item, want, item), 0) << key << " " << r << "," << c;
+      }
+    }
+    ++experts;
+  }
+  EXPECT_GT(plain, 5);
+  EXPECT_GT(experts, 5);
+}
+
+TEST(Fp8Block, GoldenWholeBlocksBf16) { CheckFp8Case("fp8_from_hf_block128_bf16"); }
+TEST(Fp8Block, GoldenPartialEdgeBlocksBf16) { CheckFp8Case("fp8_from_hf_nonmultiple_bf16"); }
+TEST(Fp8Block, GoldenPartialEdgeBlocksFloat32) { CheckFp8Case("fp8_from_hf_nonmultiple_float32"); }
+
+TEST(Fp8Block, ScaleGridTooSmallNamesBothShapes) {
+  const auto in = ByName(LoadFile(FamilyCase("deepseek_v3", "err_fp8_scale_inv_too_small.in.safetensors")));
+  int refused = 0;
+  for (const auto& [key, w] : in) {
+    auto s = in.find(key + "_scale_inv");
+    if (s == in.end()) continue;
+    absl::Status st = CheckFp8BlockScale({key, w.dtype, w.shape}, {s->first, s->second.dtype, s->second.shape});
+    if (st.ok()) continue;
+    ++refused;
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr(ShapeString(w.shape)));
+    EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr(ShapeString(s->second.shape)));
+    EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr(ShapeString(Fp8ScaleGrid(w.shape[0], w.shape[1]))));
+  }
+  EXPECT_EQ(refused, 1);
+}
+
+TEST(Fp8Block, EveryOtherMismatchIsRefused) {
+  const TensorInfo w{"m.w.weight", DType::kF8E4M3, {200, 72}};
+  EXPECT_TRUE(CheckFp8BlockScale(w, {"s", DType::kF32, {2, 1}}).ok());
+  EXPECT_FALSE(CheckFp8BlockScale(w, {"s", DType::kF32, {3, 1}}).ok());  // too large: never used silently
+  EXPECT_FALSE(CheckFp8BlockScale(w, {"s", DType::kF32, {2, 2}}).ok());
+  EXPECT_FALSE(CheckFp8BlockScale(w, {"s", DType::kBF16, {2, 1}}).ok());
+  EXPECT_FALSE(CheckFp8BlockScale({"m.w.weight", DType::kF8E4M3, {4, 4, 4}}, {"s", DType::kF32, {1, 1}}).ok());
+  absl::Status bf16 = CheckFp8BlockScale({"m.w.weight", DType::kBF16, {200, 72}}, {"s", DType::kF32, {2, 1}});
+  EXPECT_THAT(std::string(bf16.message()), ::testing::HasSubstr("BF16"));
+}
+
+// The decoded [E, 32G, R] of one blocks/scales pair against the reference's
+// grouped tensor, in BF16; F32 must hold the same values exactly.
+void CheckMxfp4Case(const std::string& name) {
+  SCOPED_TRACE(name);
+  const auto in = ByName(LoadFile(FamilyCase("gpt_oss", name + ".in.safetensors")));
+  const auto out = ByName(LoadFile(FamilyCase("gpt_oss", name + ".out.safetensors")));
+  int compared = 0;
+  for (const auto& [key, blocks] : in) {
+    if (key.size() < 7 || key.compare(key.size() - 7, 7, "_blocks") != 0) continue;
+    const std::string stem = key.substr(0, key.size() - 7);
+    const Tensor& scales = in.at(stem + "_scales");
+    absl::StatusOr<Shape> shape = Mxfp4OutputShape({key, blocks.dtype, blocks.shape}, {stem + "_scales", scales.dtype, scales.shape});
+    ASSERT_TRUE(shape.ok()) << shape.status();
+    const bool gate_up = stem.find("gate_up_proj") != std::string::npos;
+    const std::string native = stem.substr(0, stem.rfind('.') + 1) + (gate_up ? "gate_and_up_projs" : "down_projs");
+    const Tensor& want = out.at(native);
+    ASSERT_EQ(*shape, want.shape);
+    const Mxfp4View view = Mxfp4View::Of(blocks, scales);
+    Tensor bf16 = Tensor::Allocate(DType::kBF16, *shape);
+    DecodeMxfp4Experts(view, 0, 1, DType::kBF16, bf16.mutable_data());
+    DecodeMxfp4Experts(view, 1, (*shape)[0], DType::kBF16, bf16.mutable_data());
+    EXPECT_TRUE(SameTensor(bf16, want)) << native;
+    Tensor f32 = Tensor::Allocate(DType::kF32, *shape);
+    DecodeMxfp4Experts(view, 0, (*shape)[0], DType::kF32, f32.mutable_data());
+    for (int64_t i = 0; i < f32.numel(); ++i) {
+      uint16_t b;
+      uint32_t f;
+      std::memcpy(&b, bf16.data.data() + 2 * i, 2);
+      std::memcpy(&f, f32.data.data() + 4 * i, 4);
+      ASSERT_EQ(f, static_cast<uint32_t>(b) << 16) << native << " element " << i;
+    }
+    ++compared;
+  }
+  EXPECT_GE(compared, 2);
+}
+
+TEST(Mxfp4, GoldenBf16) { CheckMxfp4Case("mxfp4_from_hf_bf16"); }
+TEST(Mxfp4, GoldenSecondGeometry) { CheckMxfp4Case("quirk_mxfp4_from_hf_float32_still_bf16"); }
+
+TEST(Mxfp4, ScaleShapeMismatchNamesBoth) {
+  const auto in = ByName(LoadFile(FamilyCase("gpt_oss", "err_mxfp4_scale_shape_mismatch.in.safetensors")));
+  int refused = 0;
+  for (const auto& [key, blocks] : in) {
+    if (key.size() < 7 || key.compare(key.size() - 7, 7, "_blocks") != 0) continue;
+    const std::string sk = key.substr(0, key.size() - 7) + "_scales";
+    const Tensor& scales = in.at(sk);
+    auto shape = Mxfp4OutputShape({key, blocks.dtype, blocks.shape}, {sk, scales.dtype, scales.shape});
+    if (shape.ok()) continue;
+    ++refused;
+    EXPECT_EQ(shape.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(shape.status().message()), ::testing::HasSubstr(ShapeString(scales.shape)));
+  }
+  EXPECT_EQ(refused, 1);
+  EXPECT_FALSE(Mxfp4OutputShape({"b", DType::kU8, {1, 2, 3, 8}}, {"s", DType::kU8, {1, 2, 3}}).ok());
+  EXPECT_FALSE(Mxfp4OutputShape({"b", DType::kI8, {1, 2, 3, 16}}, {"s", DType::kU8, {1, 2, 3}}).ok());
+}
+
+TEST(Mxfp4, ExtremeScalesFollowLdexpInFloat) {
+  // One expert, one row, one group: bytes 0x10 (lo 0, hi 0.5), 0xF7 (lo 6, hi -6), rest 0.
+  std::vector<uint8_t> blk(16, 0);
+  blk[0] = 0x10;
+  blk[1] = 0xF7;
+  for (uint8_t s : {uint8_t{0}, uint8_t{127}, uint8_t{254}, uint8_t{255}}) {
+    const Mxfp4View v{blk.data(), &s, 1, 1, 1};
+    float out[32];
+    DecodeMxfp4Experts(v, 0, 1, DType::kF32, out);
+    const float f = std::ldexp(1.0f, s - 127);  // 2^128 is +Inf in fp32
+    if (std::isinf(f)) {
+      EXPECT_TRUE(std::isnan(out[0]));  // 0 * Inf, as torch's ldexp computes it
+    } else {
+      EXPECT_EQ(out[0], 0.0f);
+    }
+    EXPECT_EQ(out[1], 0.5f * f);
+    EXPECT_EQ(out[2], 6.0f * f);
+    EXPECT_EQ(out[3], -6.0f * f);
+  }
+}
+
+}  // namespace
+}  // namespace moe_adapter::testing
