@@ -50,7 +50,7 @@ struct Fp8BlockView {
 void DequantizeFp8Rows(const Fp8BlockView& in, int64_t row_begin, int64_t row_end, DType dtype, void* out);
 
 // E4m3ToF32Bits(): the exact float32 bit pattern of one e4m3fn code (bias 7,
-// subnormals m/8 * 2^-6, 0x7F / 0xFF NaN, no infinities).
+// subnormals m/8 * 2^-6, 0x7F / 0xFF NaN as c10 decodes them, no infinities).
 uint32_t E4m3ToF32Bits(uint8_t code);
 
 }  // namespace moe_adapter

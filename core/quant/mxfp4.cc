@@ -1,5 +1,6 @@
 #include "core/quant/mxfp4.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -43,33 +44,49 @@ Mxfp4View Mxfp4View::Of(const Tensor& blocks, const Tensor& scales) {
   return Mxfp4View{blocks.data.data(), scales.data.data(), blocks.shape[0], blocks.shape[1], blocks.shape[2]};
 }
 
+namespace {
+
+constexpr int64_t kRowTile = 64;  // output columns per pass: 64 rows of blocks stay in L2
+
+// DecodeTile(): rows [r0, r0 + n) of expert `e`, group `g`: 32 values each,
+// into tile[k][r - r0] (k = 0..31), as float.
+void DecodeTile(const Mxfp4View& in, int64_t e, int64_t g, int64_t r0, int64_t n, float (*tile)[kRowTile]) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t row = (e * in.rows + r0 + i) * in.groups + g;
+    const uint8_t* blk = in.blocks + row * kMxfp4BytesPerGroup;
+    const float f = PowerOfTwo(static_cast<int>(in.scales[row]) - 127);
+    for (int64_t b = 0; b < kMxfp4BytesPerGroup; ++b) {
+      tile[2 * b][i] = kFp4[blk[b] & 0xF] * f;
+      tile[2 * b + 1][i] = kFp4[blk[b] >> 4] * f;
+    }
+  }
+}
+
+}  // namespace
+
 void DecodeMxfp4Experts(const Mxfp4View& in, int64_t e_begin, int64_t e_end, DType dtype, void* out) {
-  const int64_t R = in.rows, G = in.groups, K = 32 * G;
+  const int64_t R = in.rows, K = 32 * in.groups;
   const size_t item = dtype == DType::kF32 ? 4 : 2;
+  float tile[32][kRowTile];
   for (int64_t e = e_begin; e < e_end; ++e) {
     uint8_t* dst = static_cast<uint8_t*>(out) + static_cast<size_t>(e) * K * R * item;
-    for (int64_t r = 0; r < R; ++r) {
-      const uint8_t* blk = in.blocks + ((e * R + r) * G) * kMxfp4BytesPerGroup;
-      const uint8_t* sc = in.scales + (e * R + r) * G;
-      for (int64_t g = 0; g < G; ++g) {
-        const float f = PowerOfTwo(static_cast<int>(sc[g]) - 127);
-        for (int64_t b = 0; b < kMxfp4BytesPerGroup; ++b) {
-          const uint8_t byte = blk[g * kMxfp4BytesPerGroup + b];
-          const float lo = kFp4[byte & 0xF] * f, hi = kFp4[byte >> 4] * f;
-          const int64_t k = 32 * g + 2 * b;  // output row; r is the output column
-          uint8_t* p_lo = dst + (k * R + r) * item;
-          uint8_t* p_hi = dst + ((k + 1) * R + r) * item;
+    // Output row k = 32g + j holds, along its R columns, value j of group g
+    // of every input row: a tile of input rows gives contiguous runs of it.
+    for (int64_t r0 = 0; r0 < R; r0 += kRowTile) {
+      const int64_t n = std::min(kRowTile, R - r0);
+      for (int64_t g = 0; g < in.groups; ++g) {
+        DecodeTile(in, e, g, r0, n, tile);
+        for (int64_t j = 0; j < 32; ++j) {
+          uint8_t* run = dst + ((32 * g + j) * R + r0) * item;
           if (dtype == DType::kF32) {
-            std::memcpy(p_lo, &lo, 4);
-            std::memcpy(p_hi, &hi, 4);
-          } else {
-            uint32_t ul, uh;
-            std::memcpy(&ul, &lo, 4);
-            std::memcpy(&uh, &hi, 4);
-            const uint16_t bl = cast::F32ToBF16(ul, cast::kBF16NaNScalar);
-            const uint16_t bh = cast::F32ToBF16(uh, cast::kBF16NaNScalar);
-            std::memcpy(p_lo, &bl, 2);
-            std::memcpy(p_hi, &bh, 2);
+            std::memcpy(run, tile[j], n * 4);
+            continue;
+          }
+          for (int64_t i = 0; i < n; ++i) {
+            uint32_t u;
+            std::memcpy(&u, &tile[j][i], 4);
+            const uint16_t b = cast::F32ToBF16(u, cast::kBF16NaNScalar);
+            std::memcpy(run + 2 * i, &b, 2);
           }
         }
       }
