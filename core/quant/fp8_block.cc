@@ -41,7 +41,11 @@ inline float E4m3Value(uint8_t code) {
 // straight-line code over arrays, so each loop vectorises; cloned per ISA
 // level (the loader picks the widest the CPU has), since the baseline
 // x86-64 build only has SSE2.
+#if defined(__x86_64__) && defined(__GNUC__)
 #define MOE_FP8_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MOE_FP8_CLONES
+#endif
 MOE_FP8_CLONES void SegmentF32(const uint8_t* w, int64_t n, float s, uint8_t* dst) {
   for (int64_t c = 0; c < n; ++c) {
     const float v = E4m3Value(w[c]) * s;
