@@ -1,12 +1,14 @@
 // The FP8 block dequantiser and the MXFP4 decoder against the reference's own
 // outputs (tests/data/golden-families: DeepSeek-V3 FP8 and GPT-OSS MXFP4
 // cases), byte for byte, plus their shape checks and the edge codes.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <random>
 
 #include "core/quant/fp8_block.h"
+#include "core/quant/fp8_pairing.h"
 #include "core/quant/mxfp4.h"
 #include "tests/testutil/tensor_testutil.h"
 
@@ -139,6 +141,103 @@ TEST(Fp8Block, EveryOtherMismatchIsRefused) {
   EXPECT_FALSE(CheckFp8BlockScale({"m.w.weight", DType::kF8E4M3, {4, 4, 4}}, {"s", DType::kF32, {1, 1}}).ok());
   absl::Status bf16 = CheckFp8BlockScale({"m.w.weight", DType::kBF16, {200, 72}}, {"s", DType::kF32, {2, 1}});
   EXPECT_THAT(std::string(bf16.message()), ::testing::HasSubstr("BF16"));
+}
+
+// The pairing stage in file order, reversed and shuffled: the same tensors
+// leave (scales consumed, weights dequantised in place of their FP8 input),
+// equal to the reference's where the reference keeps the name, holding
+// nothing at the end.
+TEST(Fp8Pairing, AnyArrivalOrderGivesTheReferenceTensors) {
+  const std::string name = "fp8_from_hf_nonmultiple_bf16";
+  const TensorList in = LoadFile(FamilyCase("deepseek_v3", name + ".in.safetensors"));
+  const auto out = ByName(LoadFile(FamilyCase("deepseek_v3", name + ".out.safetensors")));
+  std::vector<size_t> order(in.size());
+  for (size_t i = 0; i < in.size(); ++i) order[i] = i;
+  for (int pass = 0; pass < 3; ++pass) {
+    if (pass == 1) std::reverse(order.begin(), order.end());
+    if (pass == 2) std::shuffle(order.begin(), order.end(), std::mt19937(5));
+    Fp8Dequantizer deq(DType::kBF16);
+    std::map<std::string, Tensor> got;
+    for (size_t i : order) {
+      auto ready = deq.Add(in[i]);
+      ASSERT_TRUE(ready.ok()) << ready.status();
+      for (NamedTensor& t : *ready) got[t.name] = t.tensor;
+    }
+    ASSERT_TRUE(deq.Finish().ok()) << deq.Finish();
+    EXPECT_EQ(deq.waiting(), 0u);
+    int scales = 0, compared = 0;
+    for (const NamedTensor& t : in) {
+      if (IsFp8Scale(t.name)) {
+        ++scales;
+        EXPECT_EQ(got.count(t.name), 0u) << t.name;
+        continue;
+      }
+      ASSERT_EQ(got.count(t.name), 1u) << t.name;
+      if (t.tensor.dtype == DType::kF8E4M3) EXPECT_EQ(got[t.name].dtype, DType::kBF16) << t.name;
+      if (out.count(t.name)) {
+        EXPECT_TRUE(SameTensor(got[t.name], out.at(t.name))) << t.name;
+        ++compared;
+      }
+    }
+    EXPECT_EQ(got.size(), in.size() - scales);
+    EXPECT_GT(scales, 10);
+    EXPECT_GT(compared, 10);
+  }
+}
+
+TEST(Fp8Pairing, ContractErrorsNameTheKeys) {
+  const TensorList in = LoadFile(FamilyCase("deepseek_v3", "quirk_from_hf_scale_inv_applies_to_any_dtype.in.safetensors"));
+  Fp8Dequantizer deq(DType::kBF16);
+  absl::Status first;
+  for (const NamedTensor& t : in) {
+    auto r = deq.Add(t);
+    if (!r.ok()) {
+      first = r.status();
+      break;
+    }
+  }
+  ASSERT_FALSE(first.ok()) << "a scale beside a non-FP8 weight must be refused";
+  EXPECT_THAT(std::string(first.message()), ::testing::HasSubstr("not F8_E4M3"));
+
+  auto fp8 = [](const std::string& name, Shape shape) {
+    return NamedTensor{name, Tensor::Allocate(DType::kF8E4M3, shape)};
+  };
+  auto scale = [](const std::string& name, Shape shape) {
+    Tensor t = Tensor::Allocate(DType::kF32, shape);
+    std::memset(t.mutable_data(), 0, t.nbytes());
+    return NamedTensor{name, t};
+  };
+  {
+    Fp8Dequantizer d(DType::kBF16);
+    ASSERT_TRUE(d.Add(fp8("a.weight", {4, 4})).ok());
+    EXPECT_GT(d.HeldBytes(), 0u);
+    absl::Status st = d.Finish();
+    EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("\"a.weight\" has no block scale"));
+  }
+  {
+    Fp8Dequantizer d(DType::kBF16);
+    ASSERT_TRUE(d.Add(scale("a.weight_scale_inv", {1, 1})).ok());
+    EXPECT_THAT(std::string(d.Finish().message()), ::testing::HasSubstr("has no weight \"a.weight\""));
+  }
+  {
+    Fp8Dequantizer d(DType::kBF16);
+    ASSERT_TRUE(d.Add(scale("a.weight_scale_inv", {2, 1})).ok());
+    auto r = d.Add(fp8("a.weight", {4, 4}));
+    ASSERT_FALSE(r.ok());
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("[1, 1]"));
+  }
+  {
+    Fp8Dequantizer d(DType::kBF16);
+    ASSERT_TRUE(d.Add(scale("a.weight_scale_inv", {1, 1})).ok());
+    EXPECT_FALSE(d.Add(scale("a.weight_scale_inv", {1, 1})).ok());
+  }
+  {
+    Fp8Dequantizer d(DType::kBF16);
+    ASSERT_TRUE(d.Add(NamedTensor{"b.weight", Tensor::Allocate(DType::kBF16, {2, 2})}).ok());
+    auto r = d.Add(scale("b.weight_scale_inv", {1, 1}));
+    ASSERT_FALSE(r.ok());
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("BF16"));
+  }
 }
 
 // The decoded [E, 32G, R] of one blocks/scales pair against the reference's
