@@ -23,6 +23,7 @@
 #include "checkpoint/shard_lanes.h"
 #include "core/checkpoint_reader.h"
 #include "core/expert_parallel.h"
+#include "core/family_registry.h"
 #include "core/regular_file.h"
 #include "core/internal/status_macros.h"
 #include "core/safetensors_writer.h"
@@ -155,11 +156,13 @@ void AssignLanes(std::vector<Item>& items, const std::vector<int64_t>& group, in
   }
 }
 
-std::optional<int64_t> ExpertLoraRank(const SafetensorsCheckpoint& ckpt) {
+std::optional<int64_t> ExpertLoraRank(const SafetensorsCheckpoint& ckpt, const ModelFamily& family) {
   for (const auto& shard : ckpt.shards()) {
     for (const TensorInfo& t : shard.tensors) {
-      if (t.shape.size() == 3 && (absl::EndsWith(t.name, ".mlp.experts.lora_gate_and_up_A") ||
-                                  absl::EndsWith(t.name, ".mlp.experts.lora_down_A"))) {
+      KeyParts parts;
+      absl::StatusOr<KeyRole> role = family.native().Classify(t.name, &parts);
+      if (t.shape.size() == 3 && role.ok() &&
+          (*role == KeyRole::kNativeLoraGateUpA || *role == KeyRole::kNativeLoraDownA)) {
         return t.shape[2];
       }
     }
@@ -255,13 +258,16 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
 
   // Header size bound per lane, from the input headers: entries each input
   // can produce times a generous entry size.
+  ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
   for (int l = 0; l < lanes; ++l) {
     uint64_t bound = 1024;
     for (const Item& it : items) {
       if (it.lane != l) continue;
       const std::string& name = shards[it.shard]->tensors()[it.index].name;
       uint64_t entries = 1;
-      if (direction == Direction::kToHf && absl::StrContains(name, ".mlp.experts.")) {
+      KeyParts parts;
+      absl::StatusOr<KeyRole> role = family->native().Classify(name, &parts);
+      if (direction == Direction::kToHf && (!role.ok() || *role != KeyRole::kOther)) {
         entries = 2 * static_cast<uint64_t>(options.geometry.num_experts);
       }
       bound += entries * (name.size() + 160);
@@ -378,8 +384,8 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
         ASSIGN_OR_RETURN(input_config, ReadText(files.adapter_config_json));
       }
       ASSIGN_OR_RETURN(std::string cfg,
-                       AdapterConfigForHf(input_config, options.lora_layout.value_or(LoraLayout::kPeftV019),
-                                          ExpertLoraRank(ckpt), copts.lora_alpha));
+                       AdapterConfigForHf(input_config, LoraLayoutToWrite(options, *family),
+                                          ExpertLoraRank(ckpt, *family), copts.lora_alpha, *family));
       RETURN_IF_ERROR(WriteText(Join(out_dir, "adapter_config.json"), cfg));
       written.push_back("adapter_config.json");
     }
