@@ -48,6 +48,8 @@
 
 namespace moe_adapter {
 
+struct TensorRoute;  // the core's (core/tensor_route.h)
+
 // TensorSink: receives each output tensor. A non-OK return aborts the session.
 using TensorSink = std::function<absl::Status(NamedTensor)>;
 
@@ -68,11 +70,9 @@ struct TensorPlan {
   // before it allocates anything.
   size_t hold_bytes = 0;
 
-  // Internal routing, opaque to callers.
-  int role = 0;
-  std::string prefix;
-  int64_t layer = -1;
-  int64_t expert = -1;
+  // Where the session routes this tensor (its role and key slots): set by
+  // Plan(), opaque to callers, who pass the plan back unchanged.
+  std::shared_ptr<const TensorRoute> route;
 };
 
 // ToHfConverter: a native -> HF session.
