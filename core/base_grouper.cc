@@ -179,7 +179,7 @@ absl::Status BaseGrouper::CheckComplete() {
   for (const LayerKey& lk : touched_) {
     layers.insert(lk.second);
     for (KeyRole native : {KeyRole::kNativeGateUp, KeyRole::kNativeDown}) {
-      const std::vector<const RolePair*> pairs = s_.family.PairsInto(native);
+      const std::vector<const RolePair*>& pairs = s_.family.PairsInto(native);
       total += static_cast<int64_t>(pairs.size()) * s_.range.size();
       std::string native_key = s_.family.all().Format(native, KeyParts{lk.first, lk.second, -1});
       if (completed_.count(native_key) || s_.range.size() == 0) continue;

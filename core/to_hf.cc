@@ -219,7 +219,7 @@ class ToHfSession final : public ToHfConverter {
           device_.accelerator->ToHf(nullptr, in.data.data(), n, H, I, in.dtype, dst, nullptr, nullptr, p1.data()));
     }
     // The kernels write the parts in block order: gate (or down), then up.
-    const std::vector<const RolePair*> pairs = family_.PairsInto(role);
+    const std::vector<const RolePair*>& pairs = family_.PairsInto(role);
     for (int64_t e = 0; e < n; ++e) {
       KeyParts parts{plan.route->at.prefix, plan.route->at.layer, range_.begin + e};
       RETURN_IF_ERROR(Emit(family_.all().Format(pairs[0]->hf, parts), std::move(first[e]), sink));
@@ -244,7 +244,7 @@ class ToHfSession final : public ToHfConverter {
     const KeyRole role = plan.route->role;
     const size_t elem = DTypeSize(in.dtype);
     const int64_t E = in.shape[0], d1 = in.shape[1], d2 = in.shape[2];
-    const std::vector<const RolePair*> pairs = family_.PairsInto(role);
+    const std::vector<const RolePair*>& pairs = family_.PairsInto(role);
     for (int64_t e = 0; e < E; ++e) {
       const uint8_t* slab = in.data.data() + e * d1 * d2 * elem;
       KeyParts parts{plan.route->at.prefix, plan.route->at.layer, e};

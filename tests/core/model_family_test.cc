@@ -14,11 +14,10 @@ using ::absl::StatusCode;
 
 constexpr int64_t E = 4, H = 8, I = 6, R = 2;
 
-// The whole family: keys, pairs, config fields, PEFT names. No ParamWrapper
-// LoRA (rows left empty), so per-expert LoRA is its default.
+// The whole family: keys, config fields, PEFT names; its role pairs are
+// Qwen3's (w1 = gate, w3 = up, w2 = down). No ParamWrapper LoRA (rows left
+// empty), so per-expert LoRA is its default.
 ModelFamilySpec BlockSparseSpec() {
-  constexpr GateUpOrder kCat = GateUpOrder::kConcatenated;
-  constexpr int kShared = RolePair::kShared;
   ModelFamilySpec f;
   f.name = "test_block_sparse";
   f.model_types = {"test_block_sparse"};
@@ -36,17 +35,7 @@ ModelFamilySpec BlockSparseSpec() {
                            KeyRole::kHfLoraGateA,       KeyRole::kHfLoraGateB,      KeyRole::kHfLoraUpA,
                            KeyRole::kHfLoraUpB,         KeyRole::kHfLoraDownA,      KeyRole::kHfLoraDownB};
   for (size_t i = 0; i < templ.size(); ++i) f.keys.push_back({roles[i], templ[i].c_str()});
-  f.pairs = {
-      {KeyRole::kHfGate, KeyRole::kNativeGateUp, 0, 2, true, kCat},
-      {KeyRole::kHfUp, KeyRole::kNativeGateUp, 1, 2, true, kCat},
-      {KeyRole::kHfDown, KeyRole::kNativeDown, 0, 1, true, kCat},
-      {KeyRole::kHfLoraGateA, KeyRole::kNativeLoraGateUpA, kShared, 1, true, kCat},
-      {KeyRole::kHfLoraUpA, KeyRole::kNativeLoraGateUpA, kShared, 1, true, kCat},
-      {KeyRole::kHfLoraGateB, KeyRole::kNativeLoraGateUpB, 0, 2, true, kCat},
-      {KeyRole::kHfLoraUpB, KeyRole::kNativeLoraGateUpB, 1, 2, true, kCat},
-      {KeyRole::kHfLoraDownA, KeyRole::kNativeLoraDownA, 0, 1, true, kCat},
-      {KeyRole::kHfLoraDownB, KeyRole::kNativeLoraDownB, 0, 1, true, kCat},
-  };
+  f.pairs = DefaultFamily().spec().pairs;
   f.config = {{"n_routed_experts"}, {"hidden_size"}, {"expert_width"}, nullptr, DenseLayerRule::kFirstKDense};
   f.peft = {{}, {"w1", "w3", "w2"}};
   f.default_lora_layout = LoraLayout::kPerExpert;
@@ -96,6 +85,20 @@ class ModelFamilyTest : public ::testing::Test {
     return list;
   }
 
+  // ExpectSameAsQwen(): `block` regroups to what Qwen3 makes of `qwen`
+  // (renamed), and splits back to `block` itself.
+  void ExpectSameAsQwen(const TensorList& qwen, const TensorList& block, TensorList* grouped_out = nullptr) {
+    absl::StatusOr<TensorList> want = RunFromHf(Options(""), qwen);
+    ASSERT_TRUE(want.ok()) << want.status();
+    absl::StatusOr<TensorList> grouped = RunFromHf(Options("test_block_sparse"), block);
+    ASSERT_TRUE(grouped.ok()) << grouped.status();
+    EXPECT_THAT(DiffAsMaps(*grouped, Renamed(*want)), ::testing::IsEmpty());
+    absl::StatusOr<TensorList> back = RunToHf(Options("test_block_sparse"), *grouped);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_THAT(DiffAsMaps(*back, block), ::testing::IsEmpty());
+    if (grouped_out) *grouped_out = *grouped;
+  }
+
   ConvertOptions Options(const std::string& family) {
     ConvertOptions o = Geo(E, H, I);
     o.family = family;
@@ -107,37 +110,26 @@ class ModelFamilyTest : public ::testing::Test {
 
 TEST_F(ModelFamilyTest, ASecondFamilyFromDataConvertsBothWaysBitExactly) {
   MakeInputs();
-  absl::StatusOr<TensorList> want = RunFromHf(Options(""), qwen_);
-  ASSERT_TRUE(want.ok()) << want.status();
-  absl::StatusOr<TensorList> grouped = RunFromHf(Options("test_block_sparse"), block_);
-  ASSERT_TRUE(grouped.ok()) << grouped.status();
-  EXPECT_THAT(DiffAsMaps(*grouped, Renamed(*want)), ::testing::IsEmpty());
+  TensorList grouped;
+  ExpectSameAsQwen(qwen_, block_, &grouped);
   // Recognisable values, independent of Qwen3's run: G[e][h][I + i] is up_e[i][h].
-  for (const NamedTensor& t : *grouped) {
+  for (const NamedTensor& t : grouped) {
     if (t.name != "model.layers.1.block_sparse_moe.experts.gate_and_up_projs") continue;
     const auto* g = reinterpret_cast<const uint16_t*>(t.tensor.data.data());
     const auto* up = reinterpret_cast<const uint16_t*>(block_[3 * 2 + 1].tensor.data.data());  // expert 2, w3
     EXPECT_EQ(g[(2 * H + 5) * 2 * I + I + 3], up[3 * H + 5]);
   }
-  absl::StatusOr<TensorList> back = RunToHf(Options("test_block_sparse"), *grouped);
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_THAT(DiffAsMaps(*back, block_), ::testing::IsEmpty());
   // Output order is the table's: w1 (gate) then w3 (up) per expert.
+  absl::StatusOr<TensorList> back = RunToHf(Options("test_block_sparse"), grouped);
+  ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->at(0).name, "model.layers.1.block_sparse_moe.experts.0.w1.weight");
   EXPECT_EQ(back->at(1).name, "model.layers.1.block_sparse_moe.experts.0.w3.weight");
 }
 
+// No lora_layout given: to_hf writes the family's default (per-expert).
 TEST_F(ModelFamilyTest, ASecondFamilysLoraRegroupsAndSplitsBitExactly) {
   MakeInputs();
-  absl::StatusOr<TensorList> want = RunFromHf(Options(""), qwen_lora_);
-  ASSERT_TRUE(want.ok()) << want.status();
-  absl::StatusOr<TensorList> grouped = RunFromHf(Options("test_block_sparse"), block_lora_);
-  ASSERT_TRUE(grouped.ok()) << grouped.status();
-  EXPECT_THAT(DiffAsMaps(*grouped, Renamed(*want)), ::testing::IsEmpty());
-  // No lora_layout given: the family's default (per-expert) is written.
-  absl::StatusOr<TensorList> back = RunToHf(Options("test_block_sparse"), *grouped);
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_THAT(DiffAsMaps(*back, block_lora_), ::testing::IsEmpty());
+  ExpectSameAsQwen(qwen_lora_, block_lora_);
 }
 
 TEST_F(ModelFamilyTest, AMissingExpertIsNamedInTheFamilysKeys) {
