@@ -16,6 +16,7 @@
 #include "core/internal/status_macros.h"
 #include "core/key_mapping.h"
 #include "core/family_registry.h"
+#include "core/grouped_rename.h"
 #include "core/lora_layouts.h"
 #include "core/model_family.h"
 #include "core/peft_version.h"
@@ -691,6 +692,7 @@ absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const C
     ASSIGN_OR_RETURN(layout, LayoutFromAdapterConfig(options.adapter_config_json, &source));
   }
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  if (family->spec().hf_grouped) return NewGroupedFromHf(options, *family);
   auto session = std::make_unique<FromHfSession>(options, *family, layout, device);
   session->pw_layout_source_ = source;
   return std::unique_ptr<FromHfConverter>(std::move(session));
