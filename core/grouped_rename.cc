@@ -17,6 +17,7 @@
 #include "core/quote.h"
 #include "core/safetensors_format.h"
 #include "core/session_common.h"
+#include "core/thread_pool.h"
 #include "core/transpose.h"
 
 namespace moe_adapter {
@@ -333,7 +334,11 @@ class GroupedFromHf final : public FromHfConverter {
     view.experts = range_.size();
     decoded[0] = range_.size();
     Tensor t = Tensor::Allocate(decode_to, decoded);
-    DecodeMxfp4Experts(view, 0, view.experts, decode_to, t.mutable_data());
+    // Experts are independent: one per pool item (GPT-OSS-120B: 128 of ~32 MB each).
+    void* dst = t.mutable_data();
+    internal::WorkerPool::Get().ParallelFor(view.experts, ConversionThreads(), [&](int64_t e) {
+      DecodeMxfp4Experts(view, e, e + 1, decode_to, dst);
+    });
     if (decode_to != out) {
       Tensor cast = Tensor::Allocate(out, decoded);
       CastInto(t.data.data(), decode_to, cast.mutable_data(), out, *NumElements(decoded));
