@@ -11,6 +11,7 @@
 #include "core/expert_parallel.h"
 #include "core/family_registry.h"
 #include "core/from_hf_state.h"
+#include "core/grouped_rename.h"
 #include "core/internal/status_macros.h"
 #include "core/lora_layout_detection.h"
 #include "core/lora_layouts.h"
@@ -122,6 +123,7 @@ absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const C
   std::string source;
   ASSIGN_OR_RETURN(std::optional<LoraLayout> declared, DeclaredLoraLayout(options, &source));
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  if (family->spec().hf_grouped) return NewGroupedFromHf(options, *family);
   return std::unique_ptr<FromHfConverter>(new FromHfSession(options, *family, declared, std::move(source), device));
 }
 
