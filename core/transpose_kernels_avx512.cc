@@ -4,12 +4,7 @@
 // baseline x86-64; DetectTransposeIsa() picks at run time.
 #include "core/transpose_kernels_tiers.h"
 
-// GCC 12's AVX-512 headers trip -Wuninitialized on their own
-// _mm512_undefined_*() (GCC PR 105593, fixed in 12.3); the location is the
-// header, so the pragma has to precede it.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "core/transpose_kernels_simd.h"  // first: silences GCC 12 <immintrin.h> warnings
 
 #include <algorithm>
 
