@@ -1,5 +1,7 @@
 // ShardedSafetensorsWriter (safetensors_writer.h): a StreamingSafetensorsWriter
 // per shard, renamed and indexed once the shard count is known.
+#include "core/safetensors_writer.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +15,6 @@
 #include "absl/strings/str_format.h"
 #include "core/internal/status_macros.h"
 #include "core/quote.h"
-#include "core/safetensors_writer.h"
 #include "core/safetensors_writer_header.h"
 #include "core/safetensors_writer_io.h"
 

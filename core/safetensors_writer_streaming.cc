@@ -1,5 +1,7 @@
 // StreamingSafetensorsWriter (safetensors_writer.h): tensors are spooled, or
 // written in place behind a reserved header, and the header comes last.
+#include "core/safetensors_writer.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/internal/status_macros.h"
 #include "core/quote.h"
-#include "core/safetensors_writer.h"
 #include "core/safetensors_writer_header.h"
 #include "core/safetensors_writer_io.h"
 
