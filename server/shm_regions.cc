@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -63,6 +62,17 @@ absl::StatusOr<std::shared_ptr<MappedRegion>> MappedRegion::Map(int fd, Access a
                                                    " bytes; it must be in [1, ", max_bytes,
                                                    "] (--max-region-bytes)"));
   }
+  // Every page must be allocated already (written, or fallocate()d): a page
+  // the server's access faulted in would be allocated by, and charged to,
+  // the server. (SEEK_HOLE and mincore() cannot tell: shmem reports
+  // fallocate()d pages that were never written as holes.)
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+  if (allocated < (size + page - 1) / page * page) {
+    return Precondition(which, absl::StrCat("has ", allocated, " of its ", size,
+                                            " bytes allocated; fallocate() (or write) the memfd first, so that its "
+                                            "pages are the client's"));
+  }
   const int prot = access == kReadWrite ? PROT_READ | PROT_WRITE : PROT_READ;
   void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
@@ -101,16 +111,6 @@ absl::Status MappedRegion::CheckRange(uint64_t offset, uint64_t n, const std::st
   if (!end || *end > size_) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": ", n, " bytes at offset ", offset, " of the ", which_,
                                                    " region go beyond its ", size_, " bytes"));
-  }
-  if (n == 0) return absl::OkStatus();
-  // SEEK_HOLE: the first hole at or after `offset` (the file's end when
-  // there is none). Holes read as zeros, but reading or writing them through
-  // the mapping allocates a page in the server.
-  const off_t hole = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
-  if (hole >= 0 && static_cast<uint64_t>(hole) < *end) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        what, ": the ", which_, " region has unallocated pages at offset ", hole, " (within [", offset, ", ", *end,
-        ")); write them or fallocate() the memfd first, so that its pages are the client's"));
   }
   return absl::OkStatus();
 }

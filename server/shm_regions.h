@@ -47,9 +47,11 @@ class MappedRegion {
  public:
   enum Access { kRead, kReadWrite };
   // Map(): takes ownership of `fd` (closed on error). FAILED_PRECONDITION
-  // when it is not a memfd, lacks F_SEAL_SHRINK or F_SEAL_GROW, or cannot be
-  // mapped with `access` (an fd opened read-only, F_SEAL_WRITE on an output);
-  // INVALID_ARGUMENT when its size is 0 or above `max_bytes`. `which`
+  // when it is not a memfd, lacks F_SEAL_SHRINK or F_SEAL_GROW, has pages not
+  // allocated yet (they would be charged to the server when it touches
+  // them), or cannot be mapped with `access` (an fd opened read-only,
+  // F_SEAL_WRITE on an output); INVALID_ARGUMENT when its size is 0 or above
+  // `max_bytes`. `which`
   // ("input", "output") names it in messages.
   static absl::StatusOr<std::shared_ptr<MappedRegion>> Map(int fd, Access access, uint64_t max_bytes,
                                                            Metrics* metrics, const char* which);
@@ -61,11 +63,8 @@ class MappedRegion {
   uint64_t size() const { return size_; }
   bool SameFile(const MappedRegion& other) const { return dev_ == other.dev_ && ino_ == other.ino_; }
 
-  // CheckRange(): [offset, offset + n) lies in the region (checked
-  // arithmetic) and has no hole: pages the client never allocated would be
-  // allocated by the server's access and charged to the server, so they are
-  // FAILED_PRECONDITION (the client fallocate()s or writes them first).
-  // `what` names the tensor in messages.
+  // CheckRange(): INVALID_ARGUMENT unless [offset, offset + n) lies in the
+  // region (checked arithmetic). `what` names the tensor in messages.
   absl::Status CheckRange(uint64_t offset, uint64_t n, const std::string& what) const;
   const char* which() const { return which_; }
 
