@@ -337,6 +337,7 @@ TEST_F(ShmTest, OutputRegionMustBeWritable) {
   // ... while a read-only fd is a fine input region.
   reg = Register(Shm(), RequestBytes(true, false), {read_only});
   EXPECT_EQ(reg.code, 0) << reg.message;
+  EXPECT_TRUE(StatusOf("ToHF", {OptionsWithToken(SmallGeometry(), reg.token)}).ok());
   ::close(read_only);
   Memfd write_sealed(4096, kRegionSeals | F_SEAL_WRITE);
   reg = RegisterRegions(Shm(), nullptr, &write_sealed);
@@ -446,7 +447,8 @@ TEST_F(ShmTest, MalformedRequestsLeakNothing) {
   };
   const std::vector<Row> rows = {
       {RequestBytes(true, false).substr(0, 4), {a.fd()}, "a request is 8 bytes, got 4"},
-      {RequestBytes(true, false) + "x", {a.fd()}, "got more"},
+      {RequestBytes(true, false) + "x", {a.fd()}, "got 9"},
+      {std::string(100, 'M'), {a.fd()}, "got more"},
       {bad_magic, {a.fd()}, "MOES"},
       {bad_version, {a.fd()}, "version 2"},
       {RequestBytes(false, false), {}, "names no region"},
@@ -512,13 +514,14 @@ TEST_F(ShmTest, TokensAreSingleUseAndExpire) {
 }
 
 TEST_F(ShmTest, ServersWithoutSharedMemoryRefuseTokens) {
-  Start({"--no-shared-memory"});
-  EXPECT_NE(::access(Shm().c_str(), F_OK), 0) << "no side channel";
+  Start({"--no-shared-memory"});  // the killed server's socket files stay behind
+  Memfd m(4096);
+  EXPECT_EQ(RegisterRegions(Shm(), &m, nullptr).code, -1) << "no side channel answers";
   grpc::Status s = StatusOf("ToHF", {OptionsWithToken(SmallGeometry(), std::string(32, 'a'))});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("serves no shared memory"));
-  Start({});
-  EXPECT_EQ(::access(Shm().c_str(), F_OK), 0);
+  Start({});  // replaces the stale side-channel socket file
+  EXPECT_EQ(RegisterRegions(Shm(), &m, nullptr).code, 0);
   struct stat st;
   ASSERT_EQ(::stat(Shm().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0660u) << "the side channel gets --unix-socket-mode";
