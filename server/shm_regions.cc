@@ -74,7 +74,12 @@ absl::StatusOr<std::shared_ptr<MappedRegion>> MappedRegion::Map(int fd, Access a
                                             "pages are the client's"));
   }
   const int prot = access == kReadWrite ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
+  // MAP_POPULATE: the page tables are filled here, in one pass, instead of
+  // by one fault per page during the conversion (measured: a 1 GiB region
+  // populated in 0.12 s, faulted in page by page in 2.0 s, on a loaded VM).
+  // The pages are the client's already (checked above); the page tables,
+  // 0.2% of the region, are the server's.
+  void* p = ::mmap(nullptr, size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
   if (p == MAP_FAILED) {
     const int e = errno;
     if (e == ENOMEM) {
