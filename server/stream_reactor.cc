@@ -330,11 +330,6 @@ absl::Status StreamReactor::BeginRegionTensor(const v1::TensorHeader& header, Jo
   region_done_ = 0;
   region_crc_.Reset();
   region_check_crc_ = region_header_.crc32c != 0;
-  if (!region_check_crc_ && !regions_.output) {
-    // 0 = not checked; but a tensor forwarded in chunks is checked by the
-    // client against its header, which must then carry the real value.
-    region_header_.crc32c = Crc32c(regions_.input->data() + region_offset_, region_header_.byte_length);
-  }
   absl::Status s = OnTensorBegin(region_header_);
   if (!s.ok()) return s;
   region_active_ = true;
@@ -382,8 +377,8 @@ absl::StatusOr<uint64_t> StreamReactor::AllocateOutput(const std::string& name, 
         start.value_or(output_used_), " (64-byte aligned, after ", output_used_,
         " bytes of earlier outputs), and the region has ", out.size(), " bytes"));
   }
-  absl::Status holes = out.CheckRange(*start, n, absl::StrCat("output ", TensorRef(name)));
-  if (!holes.ok()) return holes;
+  absl::Status inside = out.CheckRange(*start, n, absl::StrCat("output ", TensorRef(name)));
+  if (!inside.ok()) return inside;
   output_used_ = *end;
   return *start;
 }
@@ -477,7 +472,13 @@ void StreamReactor::ForwardHeader(v1::TensorHeader header) {
 }
 
 void StreamReactor::ForwardUnchanged(const wire::FrameHeader& h) {
-  ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
+  uint32_t crc = h.crc32c;
+  if (&h == &region_header_ && crc == 0 && !regions_.output) {
+    // A region tensor's CRC32C 0 means "not checked"; forwarded in chunks,
+    // the client checks them against the header, which needs the real value.
+    crc = Crc32c(regions_.input->data() + region_offset_, h.byte_length);
+  }
+  ForwardHeader(wire::MakeHeader(h.info, h.byte_length, crc, h.metadata));
 }
 
 void StreamReactor::ForwardChunk(wire::Payload chunk) {

@@ -112,6 +112,7 @@ class ShmTest : public ::testing::Test {
         << got.status.error_message() << " vs core " << want.status;
     if (!want.status.ok() || !got.status.ok()) return got;
     EXPECT_EQ(Diff(got.outputs, want.outputs, /*ordered=*/IsToHf(c)), "");
+    EXPECT_THAT(got.bad_crcs, ::testing::IsEmpty()) << "chunked outputs carry their real CRC32C";
     for (const v1::TensorHeader& h : got.headers) {
       EXPECT_EQ(h.has_region_offset(), out_region) << h.name();
       if (h.has_region_offset()) EXPECT_EQ(h.region_offset() % 64, 0u) << h.name();

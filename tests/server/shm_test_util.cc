@@ -185,6 +185,7 @@ ShmRun ShmStream(const std::string& target, const std::string& rpc, const Conver
       } else if (r.kind_case() == v1::ConvertResponse::kChunk && current) {
         bytes += r.chunk();
         if (bytes.size() >= current->byte_length()) {
+          if (Crc32c(bytes.data(), bytes.size()) != current->crc32c()) run.bad_crcs.push_back(current->name());
           run.outputs.push_back(FromHeader(*current, Bytes::CopyOf(bytes.data(), bytes.size())));
           current.reset();
         }

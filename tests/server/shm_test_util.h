@@ -70,6 +70,8 @@ struct ShmRun {
   TensorList outputs;                       // read back from the region or the chunks
   std::vector<v1::TensorHeader> headers;    // the output headers as sent
   v1::StreamSummary summary;
+  // Chunked outputs whose bytes do not match their header's CRC32C.
+  std::vector<std::string> bad_crcs;
 };
 
 // ShmStream(): one `rpc` ("ToHF", "FromHF", "ConvertTensor") stream to
