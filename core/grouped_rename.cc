@@ -17,11 +17,25 @@
 #include "core/quote.h"
 #include "core/safetensors_format.h"
 #include "core/session_common.h"
+#include "core/tensor_route.h"
 #include "core/thread_pool.h"
 #include "core/transpose.h"
 
 namespace moe_adapter {
 namespace {
+
+// Route(): the plan's route, made on first use. The session keeps its own
+// table row in TensorRoute::row and the MXFP4 half (or kWholeTensor) in the
+// expert slot.
+TensorRoute* Route(TensorPlan* plan) {
+  if (plan->route == nullptr) plan->route = std::make_shared<TensorRoute>();
+  return const_cast<TensorRoute*>(plan->route.get());  // made here, non-const
+}
+
+absl::Status NotPlanned(const TensorPlan& plan) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("key ", Quote(plan.input.name), ": a whole-tensor plan must come from this session's Plan()"));
+}
 
 using safetensors::Quote;
 
@@ -142,7 +156,7 @@ class GroupedFromHf final : public FromHfConverter {
     RETURN_IF_ERROR(inputs_.Claim(in.name));
     TensorPlan plan;
     plan.input = in;
-    plan.expert = kWholeTensor;
+    Route(&plan)->at.expert = kWholeTensor;
     if (absl::EndsWith(in.name, "_scale_inv")) {
       return absl::UnimplementedError(absl::StrCat("key ", Quote(in.name), ": FP8 block scales are not supported for model family ",
                                                    Quote(family_.name()),
@@ -159,9 +173,9 @@ class GroupedFromHf final : public FromHfConverter {
       plan.kind = TensorPlan::Kind::kPassThrough;
       return plan;
     }
-    plan.role = row;
-    plan.prefix = parts.prefix;
-    plan.layer = parts.layer;
+    Route(&plan)->row = row;
+    Route(&plan)->at.prefix = parts.prefix;
+    Route(&plan)->at.layer = parts.layer;
     plan.kind = TensorPlan::Kind::kWhole;
     const GroupedShape shape = rows_[row].shape;
     if (!IsStack(shape)) return plan;
@@ -189,9 +203,10 @@ class GroupedFromHf final : public FromHfConverter {
       case TensorPlan::Kind::kWhole:
         break;
     }
-    if (plan.expert != kWholeTensor) return AddHalf(plan, in, sink);
-    const Row& row = rows_[plan.role];
-    std::string key = row.native.Format(KeyParts{plan.prefix, plan.layer, -1});
+    if (plan.route == nullptr) return NotPlanned(plan);
+    if (plan.route->at.expert != kWholeTensor) return AddHalf(plan, in, sink);
+    const Row& row = rows_[plan.route->row];
+    std::string key = row.native.Format(KeyParts{plan.route->at.prefix, plan.route->at.layer, -1});
     if (!IsStack(row.shape)) return Emit(std::move(key), in, sink);
     return Emit(std::move(key), LocalStack(in), sink);
   }
@@ -288,10 +303,10 @@ class GroupedFromHf final : public FromHfConverter {
           in.name, absl::StrCat("MXFP4 ", kHalfSuffix[half] + 1, " of ", StackShapeText(shape)), want, in.shape));
     }
     NoteLayer(shape, parts);
-    plan.role = row;
-    plan.prefix = parts.prefix;
-    plan.layer = parts.layer;
-    plan.expert = half;
+    Route(&plan)->row = row;
+    Route(&plan)->at.prefix = parts.prefix;
+    Route(&plan)->at.layer = parts.layer;
+    Route(&plan)->at.expert = half;
     plan.kind = TensorPlan::Kind::kWhole;
     // The first half to arrive waits for the other.
     if (planned_halves_.insert(base).second) {
@@ -303,26 +318,26 @@ class GroupedFromHf final : public FromHfConverter {
 
   absl::Status AddHalf(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
     const std::string& name = plan.input.name;
-    const std::string base = name.substr(0, name.size() - std::string(kHalfSuffix[plan.expert]).size());
+    const std::string base = name.substr(0, name.size() - std::string(kHalfSuffix[plan.route->at.expert]).size());
     auto it = waiting_.find(base);
     if (it == waiting_.end()) {
       held_ += in.nbytes();
       kept_ += KeyFootprint(name.size());
-      waiting_.emplace(base, Waiting{name, plan.expert, in});
+      waiting_.emplace(base, Waiting{name, plan.route->at.expert, in});
       return absl::OkStatus();
     }
     Waiting w = std::move(it->second);
     waiting_.erase(it);
     held_ -= w.data.nbytes();
     kept_ -= KeyFootprint(w.name.size());
-    const Tensor& blocks = plan.expert == kBlocksHalf ? in : w.data;
-    const Tensor& scales = plan.expert == kBlocksHalf ? w.data : in;
-    const std::string& blocks_name = plan.expert == kBlocksHalf ? name : w.name;
-    const std::string& scales_name = plan.expert == kBlocksHalf ? w.name : name;
+    const Tensor& blocks = plan.route->at.expert == kBlocksHalf ? in : w.data;
+    const Tensor& scales = plan.route->at.expert == kBlocksHalf ? w.data : in;
+    const std::string& blocks_name = plan.route->at.expert == kBlocksHalf ? name : w.name;
+    const std::string& scales_name = plan.route->at.expert == kBlocksHalf ? w.name : name;
     ASSIGN_OR_RETURN(Shape decoded, Mxfp4OutputShape(TensorInfo{blocks_name, blocks.dtype, blocks.shape},
                                                      TensorInfo{scales_name, scales.dtype, scales.shape}));
-    const Row& row = rows_[plan.role];
-    std::string key = row.native.Format(KeyParts{plan.prefix, plan.layer, -1});
+    const Row& row = rows_[plan.route->row];
+    std::string key = row.native.Format(KeyParts{plan.route->at.prefix, plan.route->at.layer, -1});
     if (range_.size() == 0) return absl::OkStatus();
     // Decoded values are exact in BF16 and F32; F16 goes through F32 and the
     // common cast. Only this rank's experts are decoded.
@@ -410,9 +425,9 @@ class GroupedToHf final : public ToHfConverter {
       plan.kind = exclude_.Excludes(in.name) ? TensorPlan::Kind::kDrop : TensorPlan::Kind::kPassThrough;
       return plan;
     }
-    plan.role = row;
-    plan.prefix = parts.prefix;
-    plan.layer = parts.layer;
+    Route(&plan)->row = row;
+    Route(&plan)->at.prefix = parts.prefix;
+    Route(&plan)->at.layer = parts.layer;
     const GroupedShape shape = rows_[row].shape;
     if (IsStack(shape)) {
       RETURN_IF_ERROR(CheckMoeLayer(opts_.geometry, in.name, parts.layer));
@@ -449,8 +464,9 @@ class GroupedToHf final : public ToHfConverter {
       case TensorPlan::Kind::kWhole:
         break;
     }
-    const Row& row = rows_[plan.role];
-    std::string key = row.hf.Format(KeyParts{plan.prefix, plan.layer, -1});
+    if (plan.route == nullptr) return NotPlanned(plan);
+    const Row& row = rows_[plan.route->row];
+    std::string key = row.hf.Format(KeyParts{plan.route->at.prefix, plan.route->at.layer, -1});
     RETURN_IF_ERROR(registry_.Claim(key));
     Tensor out = in;
     if (IsStack(row.shape) && opts_.dtype && *opts_.dtype != in.dtype) {
