@@ -172,12 +172,15 @@ TEST_F(ModelFamilyTest, QwenConfigsKeepTheirFamilyAndUnknownModelTypesFallBackTo
   for (const std::string& config :
        {"{" + fields + "}", R"({"model_type": "mixtral", )" + fields + "}",
         R"({"model_type": "qwen3_moe", )" + fields + "}",
-        R"({"model_type": "qwen3_vl_moe", "text_config": {"architectures": ["Qwen3MoeForCausalLM"], )" + fields + "}}"}) {
+        R"({"model_type": "wrapper", "text_config": {"architectures": ["Qwen3MoeForCausalLM"], )" + fields + "}}"}) {
     absl::StatusOr<Geometry> g = ParseHfConfig(config);
     ASSERT_TRUE(g.ok()) << config << ": " << g.status();
     EXPECT_EQ(g->config_family, "qwen3_moe") << config;
     EXPECT_EQ(g->num_experts, 4);
   }
+  // A wrapper whose model_type is a family of its own is that family.
+  EXPECT_EQ(ParseHfConfig(R"({"model_type": "qwen3_vl_moe", "text_config": {)" + fields + "}}")->config_family,
+            "qwen3_vl_moe");
   // Asking for a family reads the config through its table.
   EXPECT_THAT(ParseHfConfig("{" + fields + "}", "test_block_sparse").status(),
               StatusIs(StatusCode::kInvalidArgument, "n_routed_experts"));
