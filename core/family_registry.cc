@@ -29,8 +29,11 @@ absl::Status CheckSpec(const ModelFamilySpec& spec) {
     return absl::InvalidArgumentError("model family: empty name");
   }
   if (spec.hf_grouped) return Unimplemented(spec, "an already-grouped HF layout");
-  if (!spec.renames.empty()) return Unimplemented(spec, "renaming pass-through keys");
-  if (!spec.fp32_params.empty()) return Unimplemented(spec, "fp32-forced tensors");
+  for (const KeyRename& r : spec.renames) {
+    if (r.hf == nullptr || r.native == nullptr || r.hf[0] == '\0' || r.native[0] == '\0') {
+      return absl::InvalidArgumentError(absl::StrCat("model family ", Quote(spec.name), ": an empty key rename"));
+    }
+  }
   std::set<KeyRole> hf_roles;
   for (const RolePair& p : spec.pairs) {
     const std::string pair = absl::StrCat("pair ", KeyRoleName(p.hf), " -> ", KeyRoleName(p.grouped));
@@ -106,12 +109,14 @@ class Registry {
     return out;
   }
 
-  std::string Names() const {
+  std::vector<std::string> NameList() const {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<std::string> names;
     for (const ModelFamily& f : families_) names.push_back(f.name());
-    return absl::StrJoin(names, ", ");
+    return names;
   }
+
+  std::string Names() const { return absl::StrJoin(NameList(), ", "); }
 
  private:
   const ModelFamily* FindLocked(absl::string_view name) const {
@@ -157,6 +162,8 @@ const ModelFamily* ByConfigField(const nlohmann::json& cfg, const char* field,
 }  // namespace
 
 const ModelFamily& DefaultFamily() { return TheRegistry().Default(); }
+
+std::vector<std::string> FamilyNames() { return TheRegistry().NameList(); }
 
 absl::StatusOr<const ModelFamily*> FindFamily(absl::string_view name) {
   if (const ModelFamily* f = TheRegistry().Find(name)) return f;

@@ -13,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "core/accelerator.h"
 #include "core/expert_parallel.h"
+#include "core/family_renames.h"
+#include "core/fp8_from_hf.h"
 #include "core/internal/status_macros.h"
 #include "core/key_mapping.h"
 #include "core/family_registry.h"
@@ -102,9 +104,10 @@ class FromHfSession final : public FromHfConverter {
     TensorPlan plan;
     plan.input = in;
     if (absl::EndsWith(in.name, "_scale_inv")) {
+      // Never dropped: the weight beside it would be wrong without it.
       return absl::UnimplementedError(absl::StrCat(
-          "key ", Quote(in.name),
-          ": FP8 checkpoints are not supported yet (block scales *_scale_inv would be needed to dequantise)"));
+          "key ", Quote(in.name), ": FP8 checkpoints are not supported yet for model family ", Quote(family_.name()),
+          " (block scales *_scale_inv would be needed to dequantise)"));
     }
     KeyParts parts;
     ASSIGN_OR_RETURN(KeyRole role, family_.hf().Classify(in.name, &parts));
@@ -113,7 +116,8 @@ class FromHfSession final : public FromHfConverter {
     plan.layer = parts.layer;
     plan.expert = parts.expert;
     if (role == KeyRole::kOther) {
-      plan.kind = TensorPlan::Kind::kPassThrough;
+      ASSIGN_OR_RETURN(PassThroughOutput out, PassThroughOutputFor(family_, in, /*to_hf=*/false));
+      plan.kind = out.Rewrites(in) ? TensorPlan::Kind::kWhole : TensorPlan::Kind::kPassThrough;
       return plan;
     }
     const Geometry& g = opts_.geometry;
@@ -145,6 +149,12 @@ class FromHfSession final : public FromHfConverter {
         return absl::InternalError("from_hf has no slab plans");
       case TensorPlan::Kind::kWhole:
         break;
+    }
+    if (role == KeyRole::kOther) {  // a renamed or upcast pass-through
+      ASSIGN_OR_RETURN(PassThroughOutput out, PassThroughOutputFor(family_, plan.input, /*to_hf=*/false));
+      NamedTensor t = RewritePassThrough(out, in);
+      RETURN_IF_ERROR(registry_.Claim(t.name));
+      return sink(std::move(t));
     }
     if (IsParamWrapperRole(role)) return AddParamWrapper(plan, role, in, sink);
     if (IsPerExpertLoraRole(role)) return AddLoraPerExpert(plan, role, in, sink);
@@ -693,6 +703,7 @@ absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const C
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
   auto session = std::make_unique<FromHfSession>(options, *family, layout, device);
   session->pw_layout_source_ = source;
+  if (family->spec().fp8_block_scales) return WithFp8Dequantization(std::move(session), options);
   return std::unique_ptr<FromHfConverter>(std::move(session));
 }
 

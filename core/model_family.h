@@ -64,6 +64,11 @@ struct ConfigFields {
   // when the top level has none of the hidden_size fields; nullptr: none.
   const char* nested = nullptr;
   DenseLayerRule dense_layers = DenseLayerRule::kNone;
+  // The checkpoint may follow its num_hidden_layers decoder layers with
+  // multi-token-prediction layers holding routed experts (GLM-4.5,
+  // DeepSeek-V3): num_nextn_predict_layers of them, at least one; their
+  // experts convert like any layer's but no config requires them.
+  bool mtp_layers = false;
 };
 
 // KeyRename: a substring of pass-through keys renamed between the sides
@@ -92,11 +97,18 @@ struct ModelFamilySpec {
   // family offers no ParamWrapper LoRA.
   absl::Span<const PwRow> param_wrapper_rows;
   LoraLayout default_lora_layout = LoraLayout::kPeftV019;  // what to_hf writes unless told
+  // from_hf dequantises every F8_E4M3 `X` with a 128x128 block scale
+  // `X_scale_inv` (DeepSeek-V3, core/fp8_from_hf.h); other families refuse
+  // scale keys (UNIMPLEMENTED) rather than drop them.
+  bool fp8_block_scales = false;
+  // Pass-through keys (core/family_renames.h): substring renames, the first
+  // matching rule only, and the tensors both directions upcast to F32 (HF key
+  // suffixes, matched on the HF-side name).
+  std::vector<KeyRename> renames;
+  std::vector<const char*> fp32_params;
   // Not implemented by the converters yet; the registry refuses a family
-  // that uses them rather than ignoring them (issue 13 adds them):
-  bool hf_grouped = false;               // the HF checkpoint is already grouped (rename only)
-  std::vector<KeyRename> renames;        // pass-through key renames
-  std::vector<const char*> fp32_params;  // key suffixes both directions upcast to F32
+  // that uses it rather than ignoring it:
+  bool hf_grouped = false;  // the HF checkpoint is already grouped (rename only)
 };
 
 // ModelFamily: a spec with its key tables compiled, as the registry holds it.

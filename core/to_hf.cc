@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "core/accelerator.h"
 #include "core/expert_parallel.h"
+#include "core/family_renames.h"
 #include "core/internal/status_macros.h"
 #include "core/key_mapping.h"
 #include "core/lora_layouts.h"
@@ -45,7 +46,11 @@ class ToHfSession final : public ToHfConverter {
     plan.prefix = parts.prefix;
     plan.layer = parts.layer;
     if (role == KeyRole::kOther) {
-      plan.kind = exclude_.Excludes(in.name) ? TensorPlan::Kind::kDrop : TensorPlan::Kind::kPassThrough;
+      // The exclude regex sees the final HF key (after a family's rename).
+      ASSIGN_OR_RETURN(PassThroughOutput out, PassThroughOutputFor(family_, in, /*to_hf=*/true));
+      plan.kind = exclude_.Excludes(out.key) ? TensorPlan::Kind::kDrop
+                  : out.Rewrites(in)         ? TensorPlan::Kind::kWhole
+                                             : TensorPlan::Kind::kPassThrough;
       return plan;
     }
     const Geometry& g = opts_.geometry;
@@ -150,6 +155,11 @@ class ToHfSession final : public ToHfConverter {
         }
         return absl::OkStatus();
       case TensorPlan::Kind::kWhole:
+        if (static_cast<KeyRole>(plan.role) == KeyRole::kOther) {
+          ASSIGN_OR_RETURN(PassThroughOutput out, PassThroughOutputFor(family_, plan.input, /*to_hf=*/true));
+          NamedTensor t = RewritePassThrough(out, in);
+          return Emit(std::move(t.name), std::move(t.tensor), sink);
+        }
         return layout_ == LoraLayout::kPerExpert ? LoraPerExpert(plan, in, sink) : LoraParamWrapper(plan, in, sink);
     }
     return absl::OkStatus();

@@ -5,8 +5,13 @@
 
 namespace moe_adapter {
 
-ModelFamilySpec Qwen3MoeSpec();  // core/families/qwen3_moe.cc
+ModelFamilySpec Qwen3MoeSpec();    // core/families/qwen3_moe.cc
+ModelFamilySpec Glm4MoeSpec();     // core/families/glm4_moe.cc
+ModelFamilySpec DeepSeekV3Spec();  // core/families/deepseek_v3.cc
+ModelFamilySpec Qwen3NextSpec();   // core/families/qwen3_next.cc
 
-std::vector<ModelFamilySpec> BuiltinFamilySpecs() { return {Qwen3MoeSpec()}; }
+std::vector<ModelFamilySpec> BuiltinFamilySpecs() {
+  return {Qwen3MoeSpec(), Glm4MoeSpec(), DeepSeekV3Spec(), Qwen3NextSpec()};
+}
 
 }  // namespace moe_adapter
