@@ -107,6 +107,14 @@ DType Fp8DequantDType(const ConvertOptions& options) {
   return DType::kBF16;
 }
 
+absl::Status CheckFp8ExportOption(const ConvertOptions& options, const ModelFamily& family) {
+  if (!options.quantization || !family.spec().fp8_block_scales) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "quantization: model family ", Quote(family.name()),
+      " has no quantised to_hf export (the reference's quantization=True writes unscaled FP8 casts with all-ones "
+      "scales for a loader template); convert without it"));
+}
+
 std::unique_ptr<FromHfConverter> WithFp8Dequantization(std::unique_ptr<FromHfConverter> session,
                                                        const ConvertOptions& options) {
   return std::make_unique<Fp8FromHf>(std::move(session), Fp8DequantDType(options));

@@ -15,6 +15,7 @@
 
 #include <memory>
 
+#include "core/model_family.h"
 #include "moe_adapter/convert_options.h"
 #include "moe_adapter/converter.h"
 
@@ -26,6 +27,12 @@ std::unique_ptr<FromHfConverter> WithFp8Dequantization(std::unique_ptr<FromHfCon
 
 // Fp8DequantDType(): what FP8 weights dequantise to under `options`.
 DType Fp8DequantDType(const ConvertOptions& options);
+
+// CheckFp8ExportOption(): to_hf of an FP8 family with options.quantization is
+// INVALID_ARGUMENT: the reference's quantization=True writes unscaled FP8
+// casts and all-ones scales for a loader template, not a quantised
+// checkpoint, and a real FP8 export is not offered (contract §11).
+absl::Status CheckFp8ExportOption(const ConvertOptions& options, const ModelFamily& family);
 
 }  // namespace moe_adapter
 

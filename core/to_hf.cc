@@ -7,6 +7,7 @@
 #include "core/accelerator.h"
 #include "core/expert_parallel.h"
 #include "core/family_renames.h"
+#include "core/fp8_from_hf.h"
 #include "core/internal/status_macros.h"
 #include "core/key_mapping.h"
 #include "core/lora_layouts.h"
@@ -289,6 +290,7 @@ absl::StatusOr<std::unique_ptr<ToHfConverter>> ToHfConverter::Create(const Conve
                                                                      const Device& device) {
   RETURN_IF_ERROR(ValidateOptions(options));
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  RETURN_IF_ERROR(CheckFp8ExportOption(options, *family));
   return std::unique_ptr<ToHfConverter>(new ToHfSession(options, *family, device));
 }
 
