@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/family_registry.h"
 #include "moe_adapter/checkpoint_convert.h"
+#include "moe_adapter/inspect.h"
 #include "core/safetensors_writer.h"
 #include "tests/testutil/tensor_testutil.h"
 
@@ -469,6 +470,23 @@ TEST_F(DeepSeekFp8, ShardedDirectoryKeepsEachWeightWithItsScale) {
   const Tensor* h = Find(got, "lm_head.weight");
   ASSERT_NE(h, nullptr);
   EXPECT_EQ(h->dtype, DType::kF32);
+  std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+TEST_F(DeepSeekFp8, InspectNamesTheFamilyAndTheFp8Format) {
+  char tmpl[] = "/tmp/moe_mixin_test_XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string file = dir + "/model.safetensors";
+  ASSERT_TRUE(WriteSafetensors(file, Experts(false), {}).ok());
+  ConvertOptions c = FromConfig(DeepSeek());
+  auto info = InspectCheckpoint(file, c.geometry, "");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->family, "deepseek_v3");
+  EXPECT_THAT(info->formats, ElementsAre("fp8-block-scaled", "hf-per-expert"));
+  EXPECT_EQ(info->hidden_size, kH);
+  auto plain = InspectCheckpoint(file, std::nullopt, "");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->family, "qwen3_moe");  // no config: the default family's key names
   std::system(("rm -rf '" + dir + "'").c_str());
 }
 
