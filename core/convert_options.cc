@@ -75,10 +75,13 @@ absl::Status SparseStepLayers(const json& cfg, Geometry& g) {
 absl::Status FirstKDenseLayers(const json& cfg, Geometry& g) {
   ASSIGN_OR_RETURN(std::optional<int64_t> k, IntField(cfg, "first_k_dense_replace"));
   if (!k) return absl::OkStatus();
-  const int64_t layers = g.num_hidden_layers.value_or(0);
+  // Bounded before the list is built: without num_hidden_layers, by the
+  // layer count ValidateOptions() allows.
+  const int64_t layers = g.num_hidden_layers.value_or(int64_t{1} << 16);
   if (*k > layers) {
-    return absl::InvalidArgumentError(absl::StrCat("config.json: \"first_k_dense_replace\" ", *k,
-                                                   " exceeds num_hidden_layers ", layers));
+    return absl::InvalidArgumentError(absl::StrCat("config.json: \"first_k_dense_replace\" ", *k, " exceeds ",
+                                                   g.num_hidden_layers ? "num_hidden_layers " : "the layer limit ",
+                                                   layers));
   }
   for (int64_t l = 0; l < *k; ++l) g.mlp_only_layers.push_back(l);
   return absl::OkStatus();

@@ -49,6 +49,15 @@ absl::Status CheckSpec(const ModelFamilySpec& spec) {
                                                      " or repeats its HF role"));
     }
   }
+  // A per-expert HF key with no pair would be classified and then have
+  // nowhere to go.
+  for (const KeyRow& row : spec.keys) {
+    const bool per_expert = row.role >= KeyRole::kHfGate && row.role <= KeyRole::kHfLoraDownB;
+    if (per_expert && !hf_roles.count(row.role)) {
+      return absl::InvalidArgumentError(absl::StrCat("model family ", Quote(spec.name), ": key ", Quote(row.templ),
+                                                     " (", KeyRoleName(row.role), ") has no role pair"));
+    }
+  }
   // The converters place base experts as gate|up and down (and the device
   // kernels assume it): exactly those blocks, once each.
   for (KeyRole grouped : {KeyRole::kNativeGateUp, KeyRole::kNativeDown}) {

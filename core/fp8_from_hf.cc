@@ -10,13 +10,21 @@
 #include "core/quant/fp8_pairing.h"
 #include "core/quote.h"
 #include "core/session_common.h"
+#include "core/tensor_route.h"
 
 namespace moe_adapter {
 namespace {
 
-// Plan roles of this stage's own tensors; the session's roles are >= 0.
-constexpr int kScaleRole = -101;
-constexpr int kFp8WeightRole = -102;
+// The routes of this stage's own plans, told from the session's by identity
+// (the session never sees these plans).
+const std::shared_ptr<const TensorRoute>& ScaleRoute() {
+  static const auto* route = new std::shared_ptr<const TensorRoute>(std::make_shared<TensorRoute>());
+  return *route;
+}
+const std::shared_ptr<const TensorRoute>& Fp8WeightRoute() {
+  static const auto* route = new std::shared_ptr<const TensorRoute>(std::make_shared<TensorRoute>());
+  return *route;
+}
 
 std::string WeightOf(const std::string& scale) { return scale.substr(0, scale.size() - kFp8ScaleSuffix.size()); }
 
@@ -50,19 +58,19 @@ class Fp8FromHf final : public FromHfConverter {
       if (auto it = plain_dtype_.find(weight); it != plain_dtype_.end()) return NotFp8(weight, it->second);
       scales_.insert(weight);
       scale_bytes_ += KeyFootprint(weight.size());
-      plan.role = kScaleRole;
+      plan.route = ScaleRoute();
       plan.hold_bytes = static_cast<size_t>(numel) * DTypeSize(in.dtype);
     } else {
       // The weight may wait for its scale, and its dequantised copy exists
       // until the session has taken it.
-      plan.role = kFp8WeightRole;
+      plan.route = Fp8WeightRoute();
       plan.hold_bytes = static_cast<size_t>(numel) * (DTypeSize(in.dtype) + DTypeSize(dtype_));
     }
     return plan;
   }
 
   absl::Status Add(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
-    if (plan.role != kScaleRole && plan.role != kFp8WeightRole) return session_->Add(plan, in, sink);
+    if (plan.route != ScaleRoute() && plan.route != Fp8WeightRoute()) return session_->Add(plan, in, sink);
     if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
     }

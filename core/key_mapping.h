@@ -46,7 +46,7 @@ enum class KeyRole {
   kPwGateUpLoraA,  // ...experts.base_layer.lora_A.weight
   kPwGateUpLoraB,  // ...experts.base_layer.lora_B.weight
   kPwDownLoraA,    // ...experts.lora_A.weight
-  kPwDownLoraB,    // ...experts.lora_B.weight
+  kPwDownLoraB,    // ...experts.lora_B.weight (the last role: core/model_family.cc sizes its tables by it)
 };
 
 absl::string_view KeyRoleName(KeyRole role);

@@ -5,6 +5,9 @@
 namespace moe_adapter {
 namespace {
 
+constexpr size_t kKeyRoles = static_cast<size_t>(KeyRole::kPwDownLoraB) + 1;  // the last KeyRole
+size_t Index(KeyRole role) { return static_cast<size_t>(role); }
+
 // Native (grouped) roles come first in KeyRole; HF roles from kHfGate on.
 bool IsNativeSide(KeyRole role) { return role < KeyRole::kHfGate; }
 
@@ -23,21 +26,19 @@ ModelFamily::ModelFamily(ModelFamilySpec spec)
       name_(spec_.name),
       native_(std::make_unique<KeyTable>(Side(spec_.keys, true))),
       hf_(std::make_unique<KeyTable>(Side(spec_.keys, false))),
-      all_(std::make_unique<KeyTable>(spec_.keys)) {}
-
-const RolePair* ModelFamily::PairFor(KeyRole hf) const {
+      all_(std::make_unique<KeyTable>(spec_.keys)),
+      pair_for_(kKeyRoles, nullptr),
+      pairs_into_(kKeyRoles) {
   for (const RolePair& p : spec_.pairs) {
-    if (p.hf == hf) return &p;
+    if (!pair_for_[Index(p.hf)]) pair_for_[Index(p.hf)] = &p;
+    pairs_into_[Index(p.grouped)].push_back(&p);
   }
-  return nullptr;
 }
 
-std::vector<const RolePair*> ModelFamily::PairsInto(KeyRole grouped) const {
-  std::vector<const RolePair*> out;
-  for (const RolePair& p : spec_.pairs) {
-    if (p.grouped == grouped) out.push_back(&p);
-  }
-  return out;
+const RolePair* ModelFamily::PairFor(KeyRole hf) const { return pair_for_[Index(hf)]; }
+
+const std::vector<const RolePair*>& ModelFamily::PairsInto(KeyRole grouped) const {
+  return pairs_into_[Index(grouped)];
 }
 
 bool ModelFamily::IsBaseRole(KeyRole role) const {

@@ -115,6 +115,8 @@ struct ModelFamilySpec {
 class ModelFamily {
  public:
   explicit ModelFamily(ModelFamilySpec spec);
+  ModelFamily(const ModelFamily&) = delete;  // the lookups point into spec_
+  ModelFamily& operator=(const ModelFamily&) = delete;
 
   const ModelFamilySpec& spec() const { return spec_; }
   const std::string& name() const { return name_; }
@@ -125,7 +127,7 @@ class ModelFamily {
   // PairFor(): the pair of HF role `hf`, or nullptr.
   const RolePair* PairFor(KeyRole hf) const;
   // PairsInto(): the pairs feeding grouped role `grouped`, in table order.
-  std::vector<const RolePair*> PairsInto(KeyRole grouped) const;
+  const std::vector<const RolePair*>& PairsInto(KeyRole grouped) const;
   // IsBaseRole(): a base expert weight, grouped or per-expert (not LoRA).
   bool IsBaseRole(KeyRole role) const;
 
@@ -133,6 +135,9 @@ class ModelFamily {
   ModelFamilySpec spec_;
   std::string name_;
   std::unique_ptr<KeyTable> native_, hf_, all_;
+  // Per KeyRole, computed once: sessions ask per tensor and per slab.
+  std::vector<const RolePair*> pair_for_;
+  std::vector<std::vector<const RolePair*>> pairs_into_;
 };
 
 // GroupedSlot: one expert's 2-D slot of a grouped tensor, for geometry `g`
