@@ -55,6 +55,13 @@ class FromHfSession final : public FromHfConverter {
     plan.route = std::move(route);
     const Geometry& g = s_.opts.geometry;
     RETURN_IF_ERROR(CheckMoeLayer(g, in.name, at.layer));
+    if (IsParamWrapperRole(role) && s_.family.spec().param_wrapper_rows.empty()) {
+      // Never passed through as if it were not an expert LoRA tensor.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key ", Quote(in.name), ": a PEFT ParamWrapper expert LoRA tensor, but model family ",
+          Quote(s_.family.name()), " has no ParamWrapper LoRA (its expert LoRA is per expert: ",
+          "...experts.{e}.gate_proj.lora_A.weight, ...)"));
+    }
     if (IsParamWrapperRole(role)) return param_wrapper_.Plan(plan, role);
     if (at.expert >= g.num_experts) {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert id ", at.expert,

@@ -8,7 +8,9 @@ ModelFamilySpec PerExpertMixinSpec(const char* name) {
   ModelFamilySpec f;
   f.name = name;
   // No ParamWrapper rows: the reference exports these families' grouped
-  // LoRA per expert whatever v4_compatible says (§7).
+  // LoRA per expert whatever v4_compatible says (§7). The ParamWrapper keys
+  // are known all the same, so that from_hf refuses them by name instead of
+  // passing them through.
   f.keys = {
       {KeyRole::kNativeGateUp, "{prefix}layers.{layer}.mlp.experts.gate_and_up_projs"},
       {KeyRole::kNativeDown, "{prefix}layers.{layer}.mlp.experts.down_projs"},
@@ -25,6 +27,10 @@ ModelFamilySpec PerExpertMixinSpec(const char* name) {
       {KeyRole::kHfLoraUpB, "{prefix}layers.{layer}.mlp.experts.{expert}.up_proj.lora_B.weight"},
       {KeyRole::kHfLoraDownA, "{prefix}layers.{layer}.mlp.experts.{expert}.down_proj.lora_A.weight"},
       {KeyRole::kHfLoraDownB, "{prefix}layers.{layer}.mlp.experts.{expert}.down_proj.lora_B.weight"},
+      {KeyRole::kPwGateUpLoraA, "{prefix}layers.{layer}.mlp.experts.base_layer.lora_A.weight"},
+      {KeyRole::kPwGateUpLoraB, "{prefix}layers.{layer}.mlp.experts.base_layer.lora_B.weight"},
+      {KeyRole::kPwDownLoraA, "{prefix}layers.{layer}.mlp.experts.lora_A.weight"},
+      {KeyRole::kPwDownLoraB, "{prefix}layers.{layer}.mlp.experts.lora_B.weight"},
   };
   // Table order is output order: gate before up (§6).
   f.pairs = {

@@ -177,6 +177,15 @@ TEST(MixinFamilies, GroupedLoraIsExportedPerExpertAndParamWrapperRefused) {
   EXPECT_THAT(RunToHf(o, {}).status(), StatusIs(StatusCode::kInvalidArgument, "offers no ParamWrapper LoRA"));
 }
 
+TEST(MixinFamilies, ParamWrapperLoraKeysAreRefusedNotPassedThrough) {
+  for (const char* family : {"glm4_moe", "deepseek_v3", "qwen3_next"}) {
+    ConvertOptions o = Geo(E, H, I);
+    o.family = family;
+    auto r = RunFromHf(o, {T("base_model.model.model.layers.0.mlp.experts.lora_A.weight", {2 * E, I})});
+    EXPECT_THAT(r.status(), StatusIs(StatusCode::kInvalidArgument, "has no ParamWrapper LoRA")) << family;
+  }
+}
+
 // ---- FP8 only where the family has it -----------------------------------------------
 
 TEST(MixinFamilies, ScaleKeysOfFamiliesWithoutFp8AreRefusedNotDropped) {
