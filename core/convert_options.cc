@@ -118,9 +118,10 @@ absl::StatusOr<Geometry> ParseWith(const json& root, const ModelFamily& family) 
     ASSIGN_OR_RETURN(std::optional<int64_t> mtp, IntField(*cfg, "num_nextn_predict_layers"));
     g.mtp_layers = std::max<int64_t>(1, mtp.value_or(1));
   }
+  const json* dtype_level = fields.dtype_at_top ? &root : cfg;
   for (const char* field : {"dtype", "torch_dtype"}) {
-    auto it = cfg->find(field);
-    if (it == cfg->end() || !it->is_string()) continue;
+    auto it = dtype_level->find(field);
+    if (it == dtype_level->end() || !it->is_string()) continue;
     absl::StatusOr<DType> dt = ParseTorchDType(it->get<std::string>());
     if (dt.ok()) {
       g.config_dtype = *dt;

@@ -13,6 +13,7 @@
 #include "core/family_renames.h"
 #include "core/fp8_from_hf.h"
 #include "core/from_hf_state.h"
+#include "core/grouped_rename.h"
 #include "core/internal/status_macros.h"
 #include "core/lora_layout_detection.h"
 #include "core/lora_layouts.h"
@@ -140,6 +141,7 @@ absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const C
   std::string source;
   ASSIGN_OR_RETURN(std::optional<LoraLayout> declared, DeclaredLoraLayout(options, &source));
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  if (family->spec().hf_grouped) return NewGroupedFromHf(options, *family);
   auto session = std::make_unique<FromHfSession>(options, *family, declared, std::move(source), device);
   if (family->spec().fp8_block_scales) return WithFp8Dequantization(std::move(session), options);
   return std::unique_ptr<FromHfConverter>(std::move(session));

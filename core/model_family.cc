@@ -5,7 +5,7 @@
 namespace moe_adapter {
 namespace {
 
-constexpr size_t kKeyRoles = static_cast<size_t>(KeyRole::kPwDownLoraB) + 1;  // the last KeyRole
+constexpr size_t kKeyRoles = static_cast<size_t>(KeyRole::kHfGroupedDown) + 1;  // the last KeyRole
 size_t Index(KeyRole role) { return static_cast<size_t>(role); }
 
 // Native (grouped) roles come first in KeyRole; HF roles from kHfGate on.
@@ -19,10 +19,19 @@ std::vector<KeyRow> Side(const std::vector<KeyRow>& rows, bool native) {
   return out;
 }
 
+// WithGroupedRows(): the spec's key rows plus the roles its grouped tensors name.
+ModelFamilySpec WithGroupedRows(ModelFamilySpec spec) {
+  for (const GroupedTensor& t : spec.grouped) {
+    if (t.hf_role != KeyRole::kOther) spec.keys.push_back({t.hf_role, t.hf});
+    if (t.native_role != KeyRole::kOther) spec.keys.push_back({t.native_role, t.native});
+  }
+  return spec;
+}
+
 }  // namespace
 
 ModelFamily::ModelFamily(ModelFamilySpec spec)
-    : spec_(std::move(spec)),
+    : spec_(WithGroupedRows(std::move(spec))),
       name_(spec_.name),
       native_(std::make_unique<KeyTable>(Side(spec_.keys, true))),
       hf_(std::make_unique<KeyTable>(Side(spec_.keys, false))),
@@ -43,6 +52,7 @@ const std::vector<const RolePair*>& ModelFamily::PairsInto(KeyRole grouped) cons
 
 bool ModelFamily::IsBaseRole(KeyRole role) const {
   if (role == KeyRole::kNativeGateUp || role == KeyRole::kNativeDown) return true;
+  if (role == KeyRole::kHfGroupedGateUp || role == KeyRole::kHfGroupedDown) return true;
   const RolePair* p = PairFor(role);
   return p && (p->grouped == KeyRole::kNativeGateUp || p->grouped == KeyRole::kNativeDown);
 }

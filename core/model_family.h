@@ -64,6 +64,10 @@ struct ConfigFields {
   // when the top level has none of the hidden_size fields; nullptr: none.
   const char* nested = nullptr;
   DenseLayerRule dense_layers = DenseLayerRule::kNone;
+  // The dtype comes from the top level even when the other fields are
+  // nested (Qwen3-VL-MoE: the model copies its top-level torch_dtype into
+  // text_config).
+  bool dtype_at_top = false;
   // The checkpoint may follow its num_hidden_layers decoder layers with
   // multi-token-prediction layers holding routed experts (GLM-4.5,
   // DeepSeek-V3): num_nextn_predict_layers of them, at least one; their
@@ -76,6 +80,30 @@ struct ConfigFields {
 struct KeyRename {
   const char* hf;
   const char* native;
+};
+
+// GroupedShape: what one tensor of an already-grouped HF layout holds.
+enum class GroupedShape {
+  kRenameOnly,  // not an expert stack (a router): renamed, never sliced or cast
+  kGateUp,      // [E, H, 2I]
+  kDown,        // [E, I, H]
+  kGateUpBias,  // [E, 2I]
+  kDownBias,    // [E, H]
+};
+
+// GroupedTensor: one tensor of a family whose HF checkpoint is already
+// grouped (hf_grouped): its key on each side (core/key_mapping.h templates;
+// the converters rename one into the other, nothing else moves). Expert
+// stacks (every shape but kRenameOnly) are validated against the geometry,
+// EP-sliced on dim 0 and cast by from_hf like the other families' grouped
+// tensors. hf_role/native_role, when not kOther, also enter the family's key
+// tables, so that layer coverage and inspect see these keys.
+struct GroupedTensor {
+  const char* hf;
+  const char* native;
+  GroupedShape shape;
+  KeyRole hf_role = KeyRole::kOther;
+  KeyRole native_role = KeyRole::kOther;
 };
 
 // PeftTargets: the names adapter_config.json lists for the expert LoRA.
@@ -103,12 +131,16 @@ struct ModelFamilySpec {
   bool fp8_block_scales = false;
   // Pass-through keys (core/family_renames.h): substring renames, the first
   // matching rule only, and the tensors both directions upcast to F32 (HF key
-  // suffixes, matched on the HF-side name).
+  // suffixes, matched on the HF-side name). Per-expert families only.
   std::vector<KeyRename> renames;
   std::vector<const char*> fp32_params;
-  // Not implemented by the converters yet; the registry refuses a family
-  // that uses it rather than ignoring it:
-  bool hf_grouped = false;  // the HF checkpoint is already grouped (rename only)
+  // The HF checkpoint is already grouped (GPT-OSS, Qwen3-VL-MoE): converting
+  // renames the `grouped` tensors (core/grouped_rename.h); `pairs` is empty.
+  bool hf_grouped = false;
+  std::vector<GroupedTensor> grouped;
+  // hf_grouped: `X_blocks`/`X_scales` MXFP4 pairs of an expert stack X are
+  // decoded by from_hf (core/quant/mxfp4.h).
+  bool mxfp4 = false;
 };
 
 // ModelFamily: a spec with its key tables compiled, as the registry holds it.

@@ -11,6 +11,9 @@ namespace moe_adapter {
 struct TensorRoute {
   KeyRole role = KeyRole::kOther;
   KeyParts at;
+  // A session's own table row, for sessions that route by their own table
+  // instead of the family's roles (core/grouped_rename.cc).
+  int row = -1;
 };
 
 }  // namespace moe_adapter

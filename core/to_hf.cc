@@ -13,6 +13,7 @@
 #include "core/lora_layouts.h"
 #include "core/permute.h"
 #include "core/family_registry.h"
+#include "core/grouped_rename.h"
 #include "core/model_family.h"
 #include "core/safetensors_format.h"
 #include "core/session_common.h"
@@ -297,6 +298,7 @@ absl::StatusOr<std::unique_ptr<ToHfConverter>> ToHfConverter::Create(const Conve
   RETURN_IF_ERROR(ValidateOptions(options));
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
   RETURN_IF_ERROR(CheckFp8ExportOption(options, *family));
+  if (family->spec().hf_grouped) return NewGroupedToHf(options, *family);
   return std::unique_ptr<ToHfConverter>(new ToHfSession(options, *family, device));
 }
 

@@ -43,13 +43,14 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"num-experts", "E", "number of routed experts (without --config)"},
       {"hidden-size", "H", "hidden size (without --config)"},
       {"moe-intermediate-size", "I", "expert intermediate size (without --config)"},
-      {"family", "NAME", "model family: qwen3_moe, glm4_moe, deepseek_v3, qwen3_next (default: from config.json)"},
+      {"family", "NAME", "model family: qwen3_moe, glm4_moe, deepseek_v3, qwen3_next, gpt_oss, qwen3_vl_moe (default: from config.json)"},
       {"lora-layout", "LAYOUT", "peft-v0.19 (default for to-hf) | peft-v0.18 | per-expert"},
       {"adapter-config", "PATH", "adapter_config.json (default: INPUT/adapter_config.json); decides the layout"},
       {"lora-alpha", "A", "to-hf of an adapter without adapter_config.json: its lora_alpha"},
       {"max-shard-size", "SIZE", "output shard size for directories, e.g. 5GB (default), 500MB, 0 = one file"},
       {"dtype", "DTYPE", "bfloat16 | float16 | float32: cast expert weights (from-hf default: config dtype)"},
       {"exclude-key-regex", "RE", "to-hf: drop output keys this RE2 regex matches at their start"},
+      {"quantization", nullptr, "to-hf: the reference's quantization=True (Qwen3-MoE: no effect; GPT-OSS: refused)"},
       {"ep-rank", "K", "expert-parallel rank (with --ep-size)"},
       {"ep-size", "N", "expert-parallel world size"},
       {"device", "DEV", "cpu (default) | cuda | cuda:N | auto: where expert transposes run (local mode)"},
@@ -160,6 +161,7 @@ absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const Inpu
   }
   o.exclude_key_regex = f.Get("exclude-key-regex");
   o.family = f.Get("family");
+  o.quantization = f.Has("quantization");
   if (f.Has("ep-rank") != f.Has("ep-size")) {
     return absl::InvalidArgumentError("--ep-rank and --ep-size go together");
   }

@@ -172,12 +172,17 @@ TEST_F(ModelFamilyTest, QwenConfigsKeepTheirFamilyAndUnknownModelTypesFallBackTo
   for (const std::string& config :
        {"{" + fields + "}", R"({"model_type": "mixtral", )" + fields + "}",
         R"({"model_type": "qwen3_moe", )" + fields + "}",
-        R"({"model_type": "qwen3_vl_moe", "text_config": {"architectures": ["Qwen3MoeForCausalLM"], )" + fields + "}}"}) {
+        R"({"model_type": "mixtral", "text_config": {"architectures": ["Qwen3MoeForCausalLM"], )" + fields + "}}"}) {
     absl::StatusOr<Geometry> g = ParseHfConfig(config);
     ASSERT_TRUE(g.ok()) << config << ": " << g.status();
     EXPECT_EQ(g->config_family, "qwen3_moe") << config;
     EXPECT_EQ(g->num_experts, 4);
   }
+  // model_type decides before a nested architectures entry (Qwen3-VL-MoE is a family of its own).
+  absl::StatusOr<Geometry> vl = ParseHfConfig(
+      R"({"model_type": "qwen3_vl_moe", "text_config": {"architectures": ["Qwen3MoeForCausalLM"], )" + fields + "}}");
+  ASSERT_TRUE(vl.ok()) << vl.status();
+  EXPECT_EQ(vl->config_family, "qwen3_vl_moe");
   // Asking for a family reads the config through its table.
   EXPECT_THAT(ParseHfConfig("{" + fields + "}", "test_block_sparse").status(),
               StatusIs(StatusCode::kInvalidArgument, "n_routed_experts"));
