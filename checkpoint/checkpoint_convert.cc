@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -26,6 +28,7 @@
 #include "core/family_registry.h"
 #include "core/regular_file.h"
 #include "core/internal/status_macros.h"
+#include "core/quant/fp8_pairing.h"
 #include "core/safetensors_writer.h"
 #include "moe_adapter/file_convert.h"
 
@@ -134,6 +137,27 @@ int64_t LayerOf(const std::string& key) {
   return -1;
 }
 
+// KeepFp8PairsTogether(): an FP8 weight and its block scale must reach the
+// same stream (only there can the weight be dequantised). Keys inside a
+// layer already share its group; keys outside any layer (group -1, spread
+// freely) that form such a pair get a group of their own, after the layers.
+void KeepFp8PairsTogether(const std::vector<std::string>& names, std::vector<int64_t>& group) {
+  std::set<std::string> scaled;
+  for (const std::string& n : names) {
+    if (IsFp8Scale(n)) scaled.insert(n.substr(0, n.size() - kFp8ScaleSuffix.size()));
+  }
+  if (scaled.empty()) return;
+  std::map<std::string, int64_t> ids;
+  const int64_t first = int64_t{1} << 40;  // beyond any layer number
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (group[i] >= 0) continue;
+    const std::string& n = names[i];
+    std::string weight = IsFp8Scale(n) ? n.substr(0, n.size() - kFp8ScaleSuffix.size()) : n;
+    if (!scaled.count(weight)) continue;
+    group[i] = ids.emplace(weight, first + static_cast<int64_t>(ids.size())).first->second;
+  }
+}
+
 struct Item {
   size_t shard;
   size_t index;
@@ -216,6 +240,9 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
                                                    ? LayerOf(shards[it.shard]->tensors()[it.index].name)
                                                    : -1);
   if (direction == Direction::kFromHf && lanes > 1) {
+    std::vector<std::string> names;
+    for (const Item& it : items) names.push_back(shards[it.shard]->tensors()[it.index].name);
+    KeepFp8PairsTogether(names, group);
     std::vector<size_t> order(items.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return group[a] < group[b]; });
@@ -238,6 +265,11 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
     std::vector<std::string> keys;
     for (const Item& it : items) keys.push_back(shards[it.shard]->tensors()[it.index].name);
     RETURN_IF_ERROR(CheckMoeLayerCoverage(options, keys, direction == Direction::kToHf));
+  } else if (direction == Direction::kToHf && items.size() == 1) {
+    // One tensor is a single-tensor conversion (the reference's
+    // convert_single_tensor_to_hf, the ConvertTensor RPC): there is no model
+    // whose layers it could be missing.
+    stream_options.partial_checkpoint = true;
   }
 
   Progress progress;

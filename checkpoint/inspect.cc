@@ -8,6 +8,7 @@
 #include "core/internal/status_macros.h"
 #include "core/lora_layouts.h"
 #include "core/peft_version.h"
+#include "core/quant/fp8_pairing.h"
 #include "core/family_registry.h"
 
 namespace moe_adapter {
@@ -20,6 +21,7 @@ absl::StatusOr<CheckpointInfo> InspectCheckpoint(const std::string& path, const 
     ASSIGN_OR_RETURN(family, FindFamily(geometry->config_family));
   }
   CheckpointInfo info;
+  info.family = family->name();
   info.shards = static_cast<int64_t>(ckpt.shards().size());
   std::set<std::string> formats;
   std::set<int64_t> layers;
@@ -30,6 +32,7 @@ absl::StatusOr<CheckpointInfo> InspectCheckpoint(const std::string& path, const 
       ++info.tensors;
       info.bytes += static_cast<uint64_t>(*NumElements(t.shape)) * DTypeSize(t.dtype);
       ++info.dtypes[std::string(DTypeName(t.dtype))];
+      if (IsFp8Scale(t.name)) formats.insert("fp8-block-scaled");
       KeyParts parts;
       KeyRole role = KeyRole::kOther;
       absl::StatusOr<KeyRole> native = family->native().Classify(t.name, &parts);

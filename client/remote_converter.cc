@@ -313,6 +313,7 @@ class RemoteClientImpl final : public RemoteClient {
     out.expert_dtypes.assign(info.expert_dtypes().begin(), info.expert_dtypes().end());
     out.wire_dtypes.assign(info.wire_dtypes().begin(), info.wire_dtypes().end());
     out.rpcs.assign(info.rpcs().begin(), info.rpcs().end());
+    out.families.assign(info.families().begin(), info.families().end());
     out.max_chunk_bytes = info.limits().max_chunk_bytes();
     out.default_chunk_bytes = info.limits().default_chunk_bytes();
     out.max_stream_memory_bytes = info.limits().max_stream_memory_bytes();

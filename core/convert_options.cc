@@ -113,6 +113,11 @@ absl::StatusOr<Geometry> ParseWith(const json& root, const ModelFamily& family) 
       RETURN_IF_ERROR(FirstKDenseLayers(*cfg, g));
       break;
   }
+  if (fields.mtp_layers && g.num_hidden_layers) {
+    // GLM-4.5 ships its MTP layer even where the config says 0 of them.
+    ASSIGN_OR_RETURN(std::optional<int64_t> mtp, IntField(*cfg, "num_nextn_predict_layers"));
+    g.mtp_layers = std::max<int64_t>(1, mtp.value_or(1));
+  }
   const json* dtype_level = fields.dtype_at_top ? &root : cfg;
   for (const char* field : {"dtype", "torch_dtype"}) {
     auto it = dtype_level->find(field);
@@ -130,6 +135,7 @@ absl::StatusOr<Geometry> ParseWith(const json& root, const ModelFamily& family) 
 
 bool Geometry::IsMoeLayer(int64_t l) const {
   if (!has_layer_plan()) return true;
+  if (l >= *num_hidden_layers && l - *num_hidden_layers < mtp_layers) return num_experts > 0;
   if (l < 0 || l >= *num_hidden_layers || num_experts <= 0) return false;
   if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), l) != mlp_only_layers.end()) {
     return false;
@@ -206,6 +212,11 @@ absl::Status ValidateOptions(const ConvertOptions& o) {
   if (g.num_hidden_layers && (*g.num_hidden_layers < 0 || *g.num_hidden_layers > kMaxLayers)) {
     return absl::InvalidArgumentError(absl::StrCat("geometry: num_hidden_layers must be in [0, ", kMaxLayers,
                                                    "], got ", *g.num_hidden_layers));
+  }
+  if (g.mtp_layers < 0 || g.mtp_layers > kMaxLayers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("geometry: mtp_layers (num_nextn_predict_layers) must be in [0, ", kMaxLayers, "], got ",
+                     g.mtp_layers));
   }
   if (o.ep_size < 1 || o.ep_size > 65536) {
     return absl::InvalidArgumentError(

@@ -27,6 +27,9 @@ std::vector<ModelFamilySpec> BuiltinFamilySpecs();
 // config.json (if any) names no known family.
 const ModelFamily& DefaultFamily();
 
+// FamilyNames(): every registered family's name, the default first.
+std::vector<std::string> FamilyNames();
+
 // FindFamily(): the family called `name`; kInvalidArgument naming the known
 // families otherwise.
 absl::StatusOr<const ModelFamily*> FindFamily(absl::string_view name);
@@ -44,9 +47,9 @@ absl::StatusOr<const ModelFamily*> ResolveFamily(const ConvertOptions& options);
 // RegisterModelFamily(): adds a family. kAlreadyExists for a taken name;
 // kInvalidArgument for an inconsistent spec (a pair whose role has no key
 // pattern, a block outside its blocks); kUnimplemented for what the
-// converters cannot do yet (interleaved or untransposed per-expert blocks,
-// key renames, fp32-forced tensors), so a spec is never half applied. An
-// already-grouped HF layout (hf_grouped) needs one gate/up and one down stack.
+// converters cannot do yet (interleaved or untransposed per-expert blocks),
+// so a spec is never half applied. An already-grouped HF layout (hf_grouped)
+// needs one gate/up and one down stack.
 absl::Status RegisterModelFamily(ModelFamilySpec spec);
 
 }  // namespace moe_adapter

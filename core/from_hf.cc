@@ -10,6 +10,8 @@
 #include "core/base_grouper.h"
 #include "core/expert_parallel.h"
 #include "core/family_registry.h"
+#include "core/family_renames.h"
+#include "core/fp8_from_hf.h"
 #include "core/from_hf_state.h"
 #include "core/grouped_rename.h"
 #include "core/internal/status_macros.h"
@@ -36,21 +38,31 @@ class FromHfSession final : public FromHfConverter {
     TensorPlan plan;
     plan.input = in;
     if (absl::EndsWith(in.name, "_scale_inv")) {
+      // Never dropped: the weight beside it would be wrong without it.
       return absl::UnimplementedError(absl::StrCat(
-          "key ", Quote(in.name),
-          ": FP8 checkpoints are not supported yet (block scales *_scale_inv would be needed to dequantise)"));
+          "key ", Quote(in.name), ": FP8 checkpoints are not supported yet for model family ", Quote(s_.family.name()),
+          " (block scales *_scale_inv would be needed to dequantise)"));
     }
     auto route = std::make_shared<TensorRoute>();
     ASSIGN_OR_RETURN(route->role, s_.family.hf().Classify(in.name, &route->at));
     const KeyRole role = route->role;
     if (role == KeyRole::kOther) {
-      plan.kind = TensorPlan::Kind::kPassThrough;
+      ASSIGN_OR_RETURN(PassThroughOutput out, PassThroughOutputFor(s_.family, in, /*to_hf=*/false));
+      plan.kind = out.Rewrites(in) ? TensorPlan::Kind::kWhole : TensorPlan::Kind::kPassThrough;
+      plan.route = std::move(route);
       return plan;
     }
     const KeyParts& at = route->at;
     plan.route = std::move(route);
     const Geometry& g = s_.opts.geometry;
     RETURN_IF_ERROR(CheckMoeLayer(g, in.name, at.layer));
+    if (IsParamWrapperRole(role) && s_.family.spec().param_wrapper_rows.empty()) {
+      // Never passed through as if it were not an expert LoRA tensor.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key ", Quote(in.name), ": a PEFT ParamWrapper expert LoRA tensor, but model family ",
+          Quote(s_.family.name()), " has no ParamWrapper LoRA (its expert LoRA is per expert: ",
+          "...experts.{e}.gate_proj.lora_A.weight, ...)"));
+    }
     if (IsParamWrapperRole(role)) return param_wrapper_.Plan(plan, role);
     if (at.expert >= g.num_experts) {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert id ", at.expert,
@@ -83,6 +95,12 @@ class FromHfSession final : public FromHfConverter {
     }
     const KeyRole role = plan.route->role;
     const KeyParts& at = plan.route->at;
+    if (role == KeyRole::kOther) {  // a renamed or upcast pass-through
+      ASSIGN_OR_RETURN(PassThroughOutput out, PassThroughOutputFor(s_.family, plan.input, /*to_hf=*/false));
+      NamedTensor t = RewritePassThrough(out, in);
+      RETURN_IF_ERROR(s_.registry.Claim(t.name));
+      return sink(std::move(t));
+    }
     if (IsParamWrapperRole(role)) return param_wrapper_.Add(plan, at, role, in, sink);
     if (IsPerExpertLoraRole(role)) return lora_.Add(plan, at, role, in, sink);
     return base_.Add(at, role, in, sink);
@@ -124,7 +142,9 @@ absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const C
   ASSIGN_OR_RETURN(std::optional<LoraLayout> declared, DeclaredLoraLayout(options, &source));
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
   if (family->spec().hf_grouped) return NewGroupedFromHf(options, *family);
-  return std::unique_ptr<FromHfConverter>(new FromHfSession(options, *family, declared, std::move(source), device));
+  auto session = std::make_unique<FromHfSession>(options, *family, declared, std::move(source), device);
+  if (family->spec().fp8_block_scales) return WithFp8Dequantization(std::move(session), options);
+  return std::unique_ptr<FromHfConverter>(std::move(session));
 }
 
 absl::Status FromHfConverter::Add(const NamedTensor& input, const TensorSink& sink) {

@@ -68,6 +68,11 @@ struct ConfigFields {
   // nested (Qwen3-VL-MoE: the model copies its top-level torch_dtype into
   // text_config).
   bool dtype_at_top = false;
+  // The checkpoint may follow its num_hidden_layers decoder layers with
+  // multi-token-prediction layers holding routed experts (GLM-4.5,
+  // DeepSeek-V3): num_nextn_predict_layers of them, at least one; their
+  // experts convert like any layer's but no config requires them.
+  bool mtp_layers = false;
 };
 
 // KeyRename: a substring of pass-through keys renamed between the sides
@@ -120,6 +125,15 @@ struct ModelFamilySpec {
   // family offers no ParamWrapper LoRA.
   absl::Span<const PwRow> param_wrapper_rows;
   LoraLayout default_lora_layout = LoraLayout::kPeftV019;  // what to_hf writes unless told
+  // from_hf dequantises every F8_E4M3 `X` with a 128x128 block scale
+  // `X_scale_inv` (DeepSeek-V3, core/fp8_from_hf.h); other families refuse
+  // scale keys (UNIMPLEMENTED) rather than drop them.
+  bool fp8_block_scales = false;
+  // Pass-through keys (core/family_renames.h): substring renames, the first
+  // matching rule only, and the tensors both directions upcast to F32 (HF key
+  // suffixes, matched on the HF-side name). Per-expert families only.
+  std::vector<KeyRename> renames;
+  std::vector<const char*> fp32_params;
   // The HF checkpoint is already grouped (GPT-OSS, Qwen3-VL-MoE): converting
   // renames the `grouped` tensors (core/grouped_rename.h); `pairs` is empty.
   bool hf_grouped = false;
@@ -127,10 +141,6 @@ struct ModelFamilySpec {
   // hf_grouped: `X_blocks`/`X_scales` MXFP4 pairs of an expert stack X are
   // decoded by from_hf (core/quant/mxfp4.h).
   bool mxfp4 = false;
-  // Not implemented by the converters yet; the registry refuses a family
-  // that uses them rather than ignoring them (issue 13 adds them):
-  std::vector<KeyRename> renames;        // pass-through key renames
-  std::vector<const char*> fp32_params;  // key suffixes both directions upcast to F32
 };
 
 // ModelFamily: a spec with its key tables compiled, as the registry holds it.

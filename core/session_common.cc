@@ -62,7 +62,8 @@ absl::Status CheckMoeLayer(const Geometry& g, absl::string_view key, int64_t lay
   if (g.IsMoeLayer(layer)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "key ", Quote(key), ": layer ", layer,
-      " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step)"));
+      " is not an MoE layer in config.json (num_hidden_layers, mlp_only_layers, decoder_sparse_step, "
+      "first_k_dense_replace, num_nextn_predict_layers)"));
 }
 
 std::string IdsText(const std::vector<int64_t>& ids) {

@@ -6,6 +6,8 @@
 #include "absl/strings/str_join.h"
 #include "core/accelerator.h"
 #include "core/expert_parallel.h"
+#include "core/family_renames.h"
+#include "core/fp8_from_hf.h"
 #include "core/internal/status_macros.h"
 #include "core/key_mapping.h"
 #include "core/lora_layouts.h"
@@ -45,7 +47,12 @@ class ToHfSession final : public ToHfConverter {
     ASSIGN_OR_RETURN(route->role, family_.native().Classify(in.name, &route->at));
     const KeyRole role = route->role;
     if (role == KeyRole::kOther) {
-      plan.kind = exclude_.Excludes(in.name) ? TensorPlan::Kind::kDrop : TensorPlan::Kind::kPassThrough;
+      // The exclude regex sees the final HF key (after a family's rename).
+      ASSIGN_OR_RETURN(PassThroughOutput out, PassThroughOutputFor(family_, in, /*to_hf=*/true));
+      plan.kind = exclude_.Excludes(out.key) ? TensorPlan::Kind::kDrop
+                  : out.Rewrites(in)         ? TensorPlan::Kind::kWhole
+                                             : TensorPlan::Kind::kPassThrough;
+      plan.route = std::move(route);
       return plan;
     }
     const KeyParts& parts = route->at;
@@ -156,6 +163,11 @@ class ToHfSession final : public ToHfConverter {
         }
         return absl::OkStatus();
       case TensorPlan::Kind::kWhole:
+        if (plan.route && plan.route->role == KeyRole::kOther) {  // a renamed or upcast pass-through
+          ASSIGN_OR_RETURN(PassThroughOutput out, PassThroughOutputFor(family_, plan.input, /*to_hf=*/true));
+          NamedTensor t = RewritePassThrough(out, in);
+          return Emit(std::move(t.name), std::move(t.tensor), sink);
+        }
         return layout_ == LoraLayout::kPerExpert ? LoraPerExpert(plan, in, sink) : LoraParamWrapper(plan, in, sink);
     }
     return absl::OkStatus();
@@ -285,6 +297,7 @@ absl::StatusOr<std::unique_ptr<ToHfConverter>> ToHfConverter::Create(const Conve
                                                                      const Device& device) {
   RETURN_IF_ERROR(ValidateOptions(options));
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  RETURN_IF_ERROR(CheckFp8ExportOption(options, *family));
   if (family->spec().hf_grouped) return NewGroupedToHf(options, *family);
   return std::unique_ptr<ToHfConverter>(new ToHfSession(options, *family, device));
 }

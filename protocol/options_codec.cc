@@ -25,6 +25,7 @@ absl::Status CheckBounds(const v1::StreamOptions& w) {
       {"lora_layout", w.lora_layout().size(), wire::kMaxOptionNameBytes},
       {"dtype", w.dtype().size(), wire::kMaxOptionNameBytes},
       {"geometry.config_dtype", w.geometry().config_dtype().size(), wire::kMaxOptionNameBytes},
+      {"family", w.family().size(), wire::kMaxOptionNameBytes},
   };
   for (const auto& f : fields) {
     if (f.size > f.limit) {
@@ -50,8 +51,9 @@ absl::StatusOr<StreamConfig> StreamConfigFromWire(const v1::StreamOptions& w, ui
   ConvertOptions& o = cfg.options;
   const v1::Geometry& g = w.geometry();
   const bool has_trio = g.num_experts() != 0 || g.hidden_size() != 0 || g.moe_intermediate_size() != 0;
+  o.family = w.family();
   if (!w.config_json().empty()) {
-    absl::StatusOr<Geometry> parsed = ParseHfConfig(w.config_json());
+    absl::StatusOr<Geometry> parsed = ParseHfConfig(w.config_json(), w.family());
     if (!parsed.ok()) return Prefixed(parsed.status());
     o.geometry = *parsed;
     if (g.num_experts() != 0) o.geometry.num_experts = g.num_experts();
@@ -68,6 +70,7 @@ absl::StatusOr<StreamConfig> StreamConfigFromWire(const v1::StreamOptions& w, ui
           absl::StrCat("options: geometry.decoder_sparse_step must be >= 0, got ", g.decoder_sparse_step()));
     }
     o.geometry.decoder_sparse_step = g.decoder_sparse_step() == 0 ? 1 : g.decoder_sparse_step();
+    o.geometry.mtp_layers = g.mtp_layers();
     if (!g.config_dtype().empty()) {
       absl::StatusOr<DType> dt = ParseTorchDType(g.config_dtype());
       if (!dt.ok()) return Prefixed(dt.status());
@@ -113,6 +116,7 @@ v1::StreamOptions StreamOptionsToWire(const ConvertOptions& o, uint64_t chunk_by
   if (o.geometry.num_hidden_layers) g->set_num_hidden_layers(*o.geometry.num_hidden_layers);
   for (int64_t l : o.geometry.mlp_only_layers) g->add_mlp_only_layers(l);
   g->set_decoder_sparse_step(o.geometry.decoder_sparse_step);
+  g->set_mtp_layers(o.geometry.mtp_layers);
   if (o.geometry.config_dtype) g->set_config_dtype(std::string(TorchDTypeName(*o.geometry.config_dtype)));
   if (o.lora_layout) w.set_lora_layout(std::string(LoraLayoutName(*o.lora_layout)));
   if (o.dtype) w.set_dtype(std::string(TorchDTypeName(*o.dtype)));
@@ -122,6 +126,9 @@ v1::StreamOptions StreamOptionsToWire(const ConvertOptions& o, uint64_t chunk_by
   w.set_adapter_config_json(o.adapter_config_json);
   w.set_quantization(o.quantization);
   w.set_partial_checkpoint(o.partial_checkpoint);
+  // The family a config.json named travels by name: the geometry on the wire
+  // is numbers only.
+  w.set_family(o.family.empty() ? o.geometry.config_family : o.family);
   w.set_chunk_size(chunk_bytes);
   return w;
 }

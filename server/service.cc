@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/family_registry.h"
 #include "moe_adapter/dtype.h"
 #include "server/convert_tensor_reactor.h"
 #include "server/from_hf_reactor.h"
@@ -117,6 +118,7 @@ grpc::ServerUnaryReactor* AdapterService::GetInfo(grpc::CallbackServerContext* c
       info->add_wire_dtypes(std::string(DTypeName(static_cast<DType>(d))));
     }
     for (Rpc r : {Rpc::kToHf, Rpc::kFromHf, Rpc::kConvertTensor}) info->add_rpcs(std::string(RpcName(r)));
+    for (const std::string& f : FamilyNames()) info->add_families(f);
     v1::Limits* limits = info->mutable_limits();
     limits->set_max_chunk_bytes(config_.max_chunk_bytes);
     limits->set_default_chunk_bytes(config_.default_chunk_bytes);

@@ -214,6 +214,7 @@ int RunInspect(const std::vector<std::string>& args) {
   auto optd = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
   if (report.json()) {
     json j = {{"path", path},
+              {"family", info->family},
               {"formats", info->formats},
               {"lora_layout", info->lora_layout ? json(*info->lora_layout) : json(nullptr)},
               {"lora_layout_source", info->lora_layout_source},
@@ -242,6 +243,7 @@ int RunInspect(const std::vector<std::string>& args) {
   }
   auto show = [](const std::optional<int64_t>& v) { return v ? std::to_string(*v) : std::string("?"); };
   std::cout << "path:         " << path << "\n";
+  std::cout << "family:       " << info->family << (geometry ? "" : " (the default: no config.json)") << "\n";
   std::cout << "format:       "
             << (info->formats.empty() ? "no expert tensors" : absl::StrJoin(info->formats, ", "))
             << (is_adapter ? " (LoRA adapter)" : "") << "\n";

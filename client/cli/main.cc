@@ -43,6 +43,7 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"num-experts", "E", "number of routed experts (without --config)"},
       {"hidden-size", "H", "hidden size (without --config)"},
       {"moe-intermediate-size", "I", "expert intermediate size (without --config)"},
+      {"family", "NAME", "model family: qwen3_moe, glm4_moe, deepseek_v3, qwen3_next, gpt_oss, qwen3_vl_moe (default: from config.json)"},
       {"lora-layout", "LAYOUT", "peft-v0.19 (default for to-hf) | peft-v0.18 | per-expert"},
       {"adapter-config", "PATH", "adapter_config.json (default: INPUT/adapter_config.json); decides the layout"},
       {"lora-alpha", "A", "to-hf of an adapter without adapter_config.json: its lora_alpha"},
@@ -124,7 +125,7 @@ absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const Inpu
     *usage = false;
     absl::StatusOr<std::string> text = ReadFile(config, 16 << 20);
     if (!text.ok()) return text.status();
-    absl::StatusOr<Geometry> g = ParseHfConfig(*text);
+    absl::StatusOr<Geometry> g = ParseHfConfig(*text, f.Get("family"));
     if (!g.ok()) return absl::Status(g.status().code(), absl::StrCat(config, ": ", g.status().message()));
     o.geometry = *g;
     *usage = true;
@@ -159,6 +160,7 @@ absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const Inpu
     o.dtype = *d;
   }
   o.exclude_key_regex = f.Get("exclude-key-regex");
+  o.family = f.Get("family");
   o.quantization = f.Has("quantization");
   if (f.Has("ep-rank") != f.Has("ep-size")) {
     return absl::InvalidArgumentError("--ep-rank and --ep-size go together");

@@ -99,6 +99,7 @@ struct RemoteServerInfo {
   std::vector<std::string> expert_dtypes;
   std::vector<std::string> wire_dtypes;
   std::vector<std::string> rpcs;
+  std::vector<std::string> families;  // model families, the default first
   uint64_t max_chunk_bytes = 0;
   uint64_t default_chunk_bytes = 0;
   uint64_t max_stream_memory_bytes = 0;

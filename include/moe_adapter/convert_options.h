@@ -36,6 +36,10 @@ struct Geometry {
   std::optional<int64_t> num_hidden_layers;
   std::vector<int64_t> mlp_only_layers;
   int64_t decoder_sparse_step = 1;
+  // Multi-token-prediction layers after the decoder layers (GLM-4.5,
+  // DeepSeek-V3): layers num_hidden_layers .. num_hidden_layers + mtp_layers - 1
+  // hold routed experts too, but no check requires them (families.md §2).
+  int64_t mtp_layers = 0;
   // config.json's `dtype` (transformers 5) or `torch_dtype`, when it names an
   // expert dtype: the default target dtype of from_hf.
   std::optional<DType> config_dtype;

@@ -18,7 +18,10 @@
 namespace moe_adapter {
 
 struct CheckpointInfo {
-  std::vector<std::string> formats;  // e.g. {"hf-per-expert"} or {"paramwrapper-lora"}
+  std::string family;                // the model family whose key names were read ("qwen3_moe", ...)
+  // e.g. {"hf-per-expert"} or {"paramwrapper-lora"}; "fp8-block-scaled" when
+  // F8_E4M3 weights carry *_scale_inv block scales (DeepSeek-V3 FP8)
+  std::vector<std::string> formats;
   std::optional<std::string> lora_layout;  // "peft-v0.19", "peft-v0.18", "per-expert", "ambiguous (...)"
   std::string lora_layout_source;          // how it was told
   std::optional<int64_t> num_experts, hidden_size, moe_intermediate_size, lora_rank;

@@ -124,6 +124,25 @@ TEST_F(CliTest, ConfigJsonGivesGeometryAndDtype) {
   EXPECT_THAT(bad.err, ::testing::HasSubstr("nope.json"));
 }
 
+TEST_F(CliTest, FamilyFlagSelectsTheModelFamily) {
+  // Qwen3-Next renames its shared expert and keeps A_log/dt_bias in F32:
+  // chosen by --family when no config.json names the family.
+  const std::string dir = DataDir() + "/golden-families/qwen3_next/";
+  const std::string out = dir_ + "/out.safetensors";
+  const std::vector<std::string> geo = {"--num-experts", "4", "--hidden-size", "32", "--moe-intermediate-size", "16"};
+  std::vector<std::string> args = {"from-hf", "--input", dir + "full_from_hf_float32.in.safetensors", "--output", out,
+                                   "--family", "qwen3_next"};
+  args.insert(args.end(), geo.begin(), geo.end());
+  Result r = Cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(DiffAsMaps(LoadFile(out), LoadFile(dir + "full_from_hf_float32.out.safetensors")), ::testing::IsEmpty());
+  args[6] = "mixtral";
+  args[4] = dir_ + "/other.safetensors";
+  Result bad = Cli(args);
+  EXPECT_NE(bad.exit_code, 0) << bad.err;
+  EXPECT_THAT(bad.err, ::testing::HasSubstr("unknown model family \"mixtral\""));
+}
+
 TEST_F(CliTest, AdapterConfigDecidesTheLayout) {
   const std::string fx = DataDir() + "/tiny-qwen3-moe/";
   const std::string native = dir_ + "/native.safetensors", back = dir_ + "/back.safetensors";

@@ -4,6 +4,7 @@
 // are handed over in gRPC's own slices on the way in, and the tensor memory
 // lives exactly as long as gRPC needs it.
 #include "protocol/wire_message.h"
+#include "protocol/options_codec.h"
 
 #include <memory>
 #include <string>
@@ -163,6 +164,30 @@ TEST(WireMessageTest, TruncatedOrGarbledMessagesAreErrors) {
   // The fast path only takes a message that is exactly one chunk field.
   grpc::ByteBuffer longer = SplitInto(bytes + "\x1a", {});
   EXPECT_FALSE(Decode(&longer, &in).ok());
+}
+
+// The model family travels by name (the geometry is numbers on the wire), and
+// the MTP layers of the layer plan with it.
+TEST(OptionsCodecTest, FamilyAndMtpLayersRoundTrip) {
+  absl::StatusOr<Geometry> g = ParseHfConfig(
+      R"({"model_type": "glm4_moe", "n_routed_experts": 4, "hidden_size": 8, "moe_intermediate_size": 4,
+          "num_hidden_layers": 3, "first_k_dense_replace": 1})");
+  ASSERT_TRUE(g.ok()) << g.status();
+  ConvertOptions o;
+  o.geometry = *g;
+  v1::StreamOptions w = StreamOptionsToWire(o, 1024);
+  EXPECT_EQ(w.family(), "glm4_moe");
+  EXPECT_EQ(w.geometry().mtp_layers(), 1);
+  absl::StatusOr<StreamConfig> back = StreamConfigFromWire(w, 1024, 1 << 20);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->options.family, "glm4_moe");
+  EXPECT_TRUE(back->options.geometry.IsMoeLayer(3));  // the MTP layer
+  EXPECT_FALSE(back->options.geometry.IsMoeLayer(0));
+
+  w.set_family("mixtral");
+  EXPECT_THAT(StreamConfigFromWire(w, 1024, 1 << 20).status().message(), HasSubstr("unknown model family"));
+  w.set_family(std::string(1000, 'x'));
+  EXPECT_THAT(StreamConfigFromWire(w, 1024, 1 << 20).status().message(), HasSubstr("family of 1000 bytes"));
 }
 
 }  // namespace

@@ -105,6 +105,9 @@ TEST_F(ServerTest, GetInfoAndHealth) {
   EXPECT_THAT(info->lora_layouts, ::testing::ElementsAre("peft-v0.19", "peft-v0.18", "per-expert"));
   EXPECT_THAT(info->wire_dtypes, ::testing::Contains("F8_E4M3"));
   EXPECT_THAT(info->rpcs, ::testing::ElementsAre("ToHF", "FromHF", "ConvertTensor"));
+  ASSERT_FALSE(info->families.empty());
+  EXPECT_EQ(info->families.front(), "qwen3_moe");  // the default first
+  EXPECT_THAT(info->families, ::testing::IsSupersetOf({"glm4_moe", "deepseek_v3", "qwen3_next"}));
   EXPECT_TRUE(client->Health().ok());
   EXPECT_TRUE(client->Health("moe_adapter.v1.MoeAdapter").ok());
   EXPECT_EQ(client->Health("no.such.Service").code(), absl::StatusCode::kNotFound);

@@ -187,8 +187,9 @@ class Client:
     The channel keeps gRPC's default options: every message of this protocol fits the default
     4 MiB receive limit. Conversion options are keyword arguments mirroring the CLI's flags:
     num_experts, hidden_size, moe_intermediate_size (or config: a dict, a JSON string or a path
-    to config.json), lora_layout, dtype, ep_rank, ep_size, exclude_key_regex, adapter_config
-    (dict, JSON string or path), quantization, partial_checkpoint, chunk_size. An unknown option
+    to config.json), family (default: the one config names, else "qwen3_moe"), lora_layout, dtype,
+    ep_rank, ep_size, exclude_key_regex, adapter_config (dict, JSON string or path), quantization,
+    partial_checkpoint, chunk_size. An unknown option
     raises TypeError.
     """
 
@@ -225,13 +226,14 @@ class Client:
 
     def info(self):
         """GetInfo as a dict: version, device, cuda_built, lora_layouts, expert_dtypes,
-        wire_dtypes, rpcs, limits (a dict of the server's budgets)."""
+        wire_dtypes, rpcs, families (the model families, the default first), limits (a dict of the
+        server's budgets)."""
         i = self._unary(_method("GetInfo"), pb.GetInfoRequest(), pb.ServerInfo, self._metadata)
         lim = i.limits
         return {
             "version": i.version, "device": i.device, "cuda_built": i.cuda_built,
             "lora_layouts": list(i.lora_layouts), "expert_dtypes": list(i.expert_dtypes),
-            "wire_dtypes": list(i.wire_dtypes), "rpcs": list(i.rpcs),
+            "wire_dtypes": list(i.wire_dtypes), "rpcs": list(i.rpcs), "families": list(i.families),
             "limits": {f.name: getattr(lim, f.name) for f in lim.DESCRIPTOR.fields},
         }
 

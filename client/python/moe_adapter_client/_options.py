@@ -7,7 +7,7 @@ import os
 DEFAULT_CHUNK_BYTES = (4 << 20) - (64 << 10)
 
 _INTS = ("num_experts", "hidden_size", "moe_intermediate_size", "ep_rank", "ep_size", "chunk_size")
-_STRS = ("lora_layout", "dtype", "exclude_key_regex")
+_STRS = ("lora_layout", "dtype", "exclude_key_regex", "family")
 _BOOLS = ("quantization", "partial_checkpoint")
 _JSON = ("config", "adapter_config")
 KNOWN = _INTS + _STRS + _BOOLS + _JSON
