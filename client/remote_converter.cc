@@ -1,16 +1,19 @@
-// The remote client (include/moe_adapter/client.h): a sync gRPC
-// ClientReaderWriter per session, written by the caller's thread and read by
-// the session's own reader thread, so the two directions overlap and large
+// The remote client (include/moe_adapter/client.h): each session is a gRPC
+// callback reactor on the generic stub, written by the caller's thread and read
+// by the session's own reader thread, so the two directions overlap and large
 // outputs never stall the inputs. Messages are gRPC byte buffers
 // (protocol/wire_message.h): a tensor's bytes go out as slices of its own memory
 // and come in as gRPC's slices, copied once into the output tensor.
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/impl/codegen/sync_stream.h>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -49,14 +52,13 @@ absl::Status FromGrpc(const grpc::Status& s, const ClientOptions& o) {
   }
 }
 
-// MethodName(): "/moe_adapter.v1.MoeAdapter/ToHF" and so on, kept for the
-// process (grpc::internal::RpcMethod keeps the pointer).
-const char* MethodName(RemoteRpc rpc) {
+// MethodName(): "/moe_adapter.v1.MoeAdapter/ToHF" and so on.
+const std::string& MethodName(RemoteRpc rpc) {
   static const std::string* names = new std::string[3]{
       absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/ToHF"),
       absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/FromHF"),
       absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/ConvertTensor")};
-  return names[static_cast<int>(rpc)].c_str();
+  return names[static_cast<int>(rpc)];
 }
 
 void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_token) {
@@ -64,7 +66,24 @@ void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_
   if (o.deadline != absl::InfiniteDuration()) ctx->set_deadline(absl::ToChronoTime(absl::Now() + o.deadline));
 }
 
-class RemoteSessionImpl final : public RemoteSession {
+// RemoteSessionImpl: one stream, as a gRPC callback reactor (style guide §3).
+//  - Writes start on the caller's thread, one in flight: the message stays in
+//    outgoing_ until OnWriteDone, and the next Write() waits for that first,
+//    so a Send() blocks under back-pressure as a synchronous write would,
+//    while the next chunk is already being prepared. Every public call returns
+//    only once its last message is written (Flush()), so its status, and a
+//    mapped tensor's released pages, mean what they meant with the
+//    synchronous API.
+//  - Reads: OnReadDone() queues the message for the session's reader thread
+//    and reads on while fewer than kMaxQueuedReads wait; otherwise the reader
+//    thread restarts the read when it has made room. The reader thread
+//    decodes, reassembles, checks CRCs and calls the sink, which may block:
+//    no reaction ever does (they only take mu_ briefly).
+//  - Two holds, one per direction, keep the call alive while a write (the
+//    caller's) or a read (the reader thread's) may still start from outside a
+//    reaction. OnDone() comes last; the session is destroyed only after it.
+class RemoteSessionImpl final : public RemoteSession,
+                                public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   RemoteSessionImpl(const ClientOptions& copts, TensorSink sink)
       : copts_(copts), sink_(std::move(sink)), frames_(copts.chunk_bytes) {}
@@ -72,21 +91,21 @@ class RemoteSessionImpl final : public RemoteSession {
   ~RemoteSessionImpl() override {
     if (!finished_) {
       ctx_.TryCancel();
-      Drain();
+      Conclude(/*half_close=*/false);
     }
   }
 
-  absl::Status Start(const std::shared_ptr<grpc::Channel>& channel, const grpc::internal::RpcMethod& method,
-                     const ConvertOptions& options) {
+  absl::Status Start(grpc::GenericStub* stub, const std::string& method, const ConvertOptions& options) {
     PrepareContext(&ctx_, copts_, /*with_token=*/true);
-    // What the generated stub does, with byte buffers for messages: gRPC
-    // 1.51 has no public synchronous generic streaming call.
-    stream_.reset(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
-        channel.get(), method, &ctx_));
+    stub->PrepareBidiStreamingCall(&ctx_, method, grpc::StubOptions(), this);
+    AddMultipleHolds(2);  // the writes' and the reads' (see above)
     reader_ = std::thread([this] { ReadLoop(); });
+    StartRead(&incoming_);
+    StartCall();
     v1::ConvertRequest req;
     *req.mutable_options() = wire::StreamOptionsToWire(options, copts_.chunk_bytes);
-    return Write(wire::EncodeMessage(req));
+    absl::Status s = Write(wire::EncodeMessage(req));
+    return s.ok() ? Flush() : s;
   }
 
   absl::Status Send(const NamedTensor& t) override {
@@ -100,19 +119,68 @@ class RemoteSessionImpl final : public RemoteSession {
       crc.Update(data.data() + off, n);
       data.ReleasePages(off, n);
     }
-    absl::Status s = BeginTensor(t.info(), crc.value());
+    absl::Status s = WriteHeader(t.info(), crc.value());
+    size_t sent_off = 0, sent_n = 0;  // the chunk in flight
     for (size_t off = 0; s.ok() && off < data.size(); off += copts_.chunk_bytes) {
       // The chunk is a slice of the tensor's memory, not a copy; it keeps
       // the memory's owner alive until gRPC has sent it.
       const size_t n = std::min(copts_.chunk_bytes, data.size() - off);
       s = Write(wire::EncodeChunk(wire::kRequestChunkField, data, off, n));
       if (s.ok()) pending_ -= n;
-      data.ReleasePages(off, n);
+      // Write() returned after the previous chunk was written: its pages go.
+      data.ReleasePages(sent_off, sent_n);
+      sent_off = off;
+      sent_n = n;
     }
+    if (s.ok()) s = Flush();
+    data.ReleasePages(sent_off, sent_n);
     return s;
   }
 
   absl::Status BeginTensor(const TensorInfo& info, uint32_t crc) override {
+    absl::Status s = WriteHeader(info, crc);
+    return s.ok() ? Flush() : s;
+  }
+
+  absl::Status SendBytes(const void* data, size_t size) override {
+    if (finished_) return FinishedError();
+    if (size > pending_) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", Quote(current_), ": ", size,
+                                                     " bytes given but only ", pending_, " remain"));
+    }
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+      const size_t n = std::min(size, copts_.chunk_bytes);
+      // The caller's memory is only lent until we return, and gRPC holds a
+      // message until it is written: one copy.
+      absl::Status s = Write(wire::EncodeChunkCopy(wire::kRequestChunkField, p, n));
+      if (!s.ok()) return s;
+      p += n;
+      size -= n;
+      pending_ -= n;
+    }
+    return Flush();
+  }
+
+  absl::StatusOr<RemoteSummary> Finish() override {
+    if (finished_) {
+      if (!final_.ok()) return final_;
+      return absl::FailedPreconditionError("Finish() was already called");
+    }
+    Conclude(/*half_close=*/true);
+    if (!final_.ok()) return final_;
+    return summary_;
+  }
+
+  void Cancel() override { ctx_.TryCancel(); }
+
+ private:
+  // At most this many received messages wait for the reader thread (each at
+  // most ClientOptions::max_message_bytes); beyond it the server's writes
+  // wait, through gRPC's flow control.
+  static constexpr size_t kMaxQueuedReads = 2;
+
+  absl::Status WriteHeader(const TensorInfo& info, uint32_t crc) {
     if (finished_) return FinishedError();
     if (pending_ > 0) {
       return absl::FailedPreconditionError(
@@ -128,45 +196,35 @@ class RemoteSessionImpl final : public RemoteSession {
     return Write(wire::EncodeMessage(req));
   }
 
-  absl::Status SendBytes(const void* data, size_t size) override {
-    if (finished_) return FinishedError();
-    if (size > pending_) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor ", Quote(current_), ": ", size,
-                                                     " bytes given but only ", pending_, " remain"));
+  // Write(): starts sending one message, once the one before it is written.
+  // A refused write means the call is over: its status is the answer.
+  absl::Status Write(grpc::ByteBuffer message) {
+    if (!AwaitWrite()) return WriteFailed();
+    outgoing_.Swap(&message);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      write_in_flight_ = true;
     }
-    const char* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const size_t n = std::min(size, copts_.chunk_bytes);
-      // The caller's memory is only lent until we return, and gRPC may still
-      // hold a message after Write() returns: one copy.
-      absl::Status s = Write(wire::EncodeChunkCopy(wire::kRequestChunkField, p, n));
-      if (!s.ok()) return s;
-      p += n;
-      size -= n;
-      pending_ -= n;
-    }
+    StartWrite(&outgoing_);
     return absl::OkStatus();
   }
 
-  absl::StatusOr<RemoteSummary> Finish() override {
-    if (finished_) {
-      if (!final_.ok()) return final_;
-      return absl::FailedPreconditionError("Finish() was already called");
-    }
-    stream_->WritesDone();
-    Conclude();
-    if (!final_.ok()) return final_;
-    return summary_;
+  // Flush(): waits until the last message is written.
+  absl::Status Flush() {
+    if (!AwaitWrite()) return WriteFailed();
+    outgoing_.Clear();  // lets go of the tensor memory it still refers to
+    return absl::OkStatus();
   }
 
-  void Cancel() override { ctx_.TryCancel(); }
+  // AwaitWrite(): false when a write was refused.
+  bool AwaitWrite() {
+    std::unique_lock<std::mutex> l(mu_);
+    caller_cv_.wait(l, [this] { return !write_in_flight_; });
+    return !write_failed_;
+  }
 
- private:
-  // Write(): sends one message. A refused write means the call is over: its
-  // status is the answer.
-  absl::Status Write(const grpc::ByteBuffer& message) {
-    if (stream_->Write(message)) return absl::OkStatus();
-    Conclude();
+  absl::Status WriteFailed() {
+    Conclude(/*half_close=*/false);
     if (final_.ok()) final_ = absl::UnavailableError(absl::StrCat("server ", copts_.target, " closed the stream"));
     return final_;
   }
@@ -175,10 +233,23 @@ class RemoteSessionImpl final : public RemoteSession {
     return final_.ok() ? absl::FailedPreconditionError("the session is finished") : final_;
   }
 
-  // Conclude(): waits for the reader, collects the status.
-  void Conclude() {
-    grpc::Status st = Drain();
+  // Conclude(): ends the writes (half-closing the stream when asked and the
+  // call still takes writes), waits for the reader and OnDone(), collects the
+  // status.
+  void Conclude(bool half_close) {
+    if (finished_) return;
     finished_ = true;
+    const bool writable = AwaitWrite();
+    outgoing_.Clear();
+    if (half_close && writable) StartWritesDone();
+    RemoveHold();  // the writes'
+    if (reader_.joinable()) reader_.join();
+    grpc::Status st;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      caller_cv_.wait(l, [this] { return done_; });
+      st = status_;
+    }
     if (!reader_error_.ok()) {
       final_ = reader_error_;  // ours: it caused the cancel
     } else if (!st.ok()) {
@@ -188,26 +259,87 @@ class RemoteSessionImpl final : public RemoteSession {
     }
   }
 
-  grpc::Status Drain() {
-    if (reader_.joinable()) reader_.join();
-    return stream_ ? stream_->Finish() : grpc::Status::OK;
+  // ---- reactions: never block -------------------------------------------------
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      write_in_flight_ = false;
+      if (!ok) write_failed_ = true;
+    }
+    caller_cv_.notify_one();
   }
 
-  void ReadLoop() {
-    grpc::ByteBuffer buffer;
-    wire::Inbound<v1::ConvertResponse> msg;
-    while (stream_->Read(&buffer)) {
-      if (!reader_error_.ok()) {  // cancelled; drain what is in flight
-        buffer.Clear();
-        continue;
+  void OnReadDone(bool ok) override {
+    bool again = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!ok) {
+        reads_over_ = true;
+      } else if (discarding_) {  // cancelled by the reader; drain what is in flight
+        incoming_.Clear();
+        again = true;
+      } else {
+        inbox_.emplace_back();
+        inbox_.back().Swap(&incoming_);
+        again = inbox_.size() < kMaxQueuedReads;
+        read_paused_ = !again;
       }
+    }
+    reader_cv_.notify_one();
+    if (!ok) {
+      RemoveHold();  // the reads'
+    } else if (again) {
+      StartRead(&incoming_);
+    }
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    // Notified under the lock: the waiter may destroy the session as soon as
+    // it sees done_.
+    std::lock_guard<std::mutex> l(mu_);
+    status_ = s;
+    done_ = true;
+    caller_cv_.notify_one();
+  }
+
+  // ---- the reader thread -------------------------------------------------------
+
+  void ReadLoop() {
+    wire::Inbound<v1::ConvertResponse> msg;
+    for (;;) {
+      grpc::ByteBuffer buffer;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        reader_cv_.wait(l, [this] { return !inbox_.empty() || reads_over_; });
+        if (inbox_.empty()) return;
+        buffer.Swap(&inbox_.front());
+        inbox_.pop_front();
+      }
+      ResumeReads();
       absl::Status s = wire::Decode(&buffer, &msg);
       s = s.ok() ? Handle(&msg) : absl::DataLossError(absl::StrCat("server sent a bad message: ", s.message()));
       if (!s.ok()) {
         reader_error_ = s;
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          discarding_ = true;
+          inbox_.clear();
+        }
+        ResumeReads();
         ctx_.TryCancel();
       }
     }
+  }
+
+  // ResumeReads(): restarts reading if OnReadDone() left it paused.
+  void ResumeReads() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!read_paused_) return;
+      read_paused_ = false;
+    }
+    StartRead(&incoming_);
   }
 
   absl::Status Handle(wire::Inbound<v1::ConvertResponse>* in) {
@@ -262,13 +394,26 @@ class RemoteSessionImpl final : public RemoteSession {
   const ClientOptions copts_;
   TensorSink sink_;
   grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream_;
   std::thread reader_;
   // Caller's side.
   std::string current_;
   uint64_t pending_ = 0;
   bool finished_ = false;
   absl::Status final_;
+  grpc::ByteBuffer outgoing_;  // the last write started; gRPC reads it until OnWriteDone
+  // Shared with the reactions and the reader thread.
+  std::mutex mu_;
+  std::condition_variable caller_cv_;  // write_in_flight_, done_
+  std::condition_variable reader_cv_;  // inbox_, reads_over_
+  bool write_in_flight_ = false;
+  bool write_failed_ = false;
+  std::deque<grpc::ByteBuffer> inbox_;
+  bool read_paused_ = false;  // no read in flight: the reader thread restarts it
+  bool reads_over_ = false;
+  bool discarding_ = false;
+  bool done_ = false;
+  grpc::Status status_;
+  grpc::ByteBuffer incoming_;  // the read in flight
   // Reader's side (read by the caller only after join()).
   wire::FrameReader frames_;
   Bytes out_;
@@ -284,17 +429,12 @@ class RemoteClientImpl final : public RemoteClient {
         channel_(std::move(channel)),
         stub_(v1::MoeAdapter::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)),
-        to_hf_(MethodName(RemoteRpc::kToHf), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
-        from_hf_(MethodName(RemoteRpc::kFromHf), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
-        convert_tensor_(MethodName(RemoteRpc::kConvertTensor), grpc::internal::RpcMethod::BIDI_STREAMING,
-                        channel_) {}
+        streams_(channel_) {}
 
   absl::StatusOr<std::unique_ptr<RemoteSession>> Open(RemoteRpc rpc, const ConvertOptions& options,
                                                       TensorSink sink) override {
     auto session = std::make_unique<RemoteSessionImpl>(options_, std::move(sink));
-    const grpc::internal::RpcMethod& method =
-        rpc == RemoteRpc::kToHf ? to_hf_ : rpc == RemoteRpc::kFromHf ? from_hf_ : convert_tensor_;
-    absl::Status s = session->Start(channel_, method, options);
+    absl::Status s = session->Start(&streams_, MethodName(rpc), options);
     if (!s.ok()) return s;
     return std::unique_ptr<RemoteSession>(std::move(session));
   }
@@ -344,9 +484,8 @@ class RemoteClientImpl final : public RemoteClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::MoeAdapter::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
-  const grpc::internal::RpcMethod to_hf_;
-  const grpc::internal::RpcMethod from_hf_;
-  const grpc::internal::RpcMethod convert_tensor_;
+  // The conversion streams carry byte buffers (wire_message.h), not protos.
+  grpc::GenericStub streams_;
 };
 
 }  // namespace
