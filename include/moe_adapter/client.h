@@ -23,9 +23,9 @@
 // refused the token", an expired deadline "deadline ... exceeded".
 //
 // Thread-safety: a RemoteClient may be shared by threads and sessions. A
-// RemoteSession is used by one thread at a time; its sink is called on the
-// session's reader thread, one tensor at a time, in the order the server
-// sent them. Ownership: a session must not outlive its client.
+// RemoteSession is used by one thread at a time (Cancel() by any); its sink
+// is called on the session's reader thread, one tensor at a time, in the
+// order the server sent them. Ownership: a session must not outlive its client.
 #ifndef MOE_ADAPTER_CLIENT_H_
 #define MOE_ADAPTER_CLIENT_H_
 
@@ -134,7 +134,10 @@ class RemoteSession {
   // status. Call once; after an error the session is finished too.
   virtual absl::StatusOr<RemoteSummary> Finish() = 0;
 
-  // Cancel(): abandons the stream (Finish() then reports CANCELLED).
+  // Cancel(): abandons the stream (Finish() then reports CANCELLED). Unlike
+  // the other calls it may come from any thread, also while Send() waits on
+  // back-pressure: that Send() then returns CANCELLED, once the sink (if it
+  // is running) returns.
   virtual void Cancel() = 0;
 };
 
