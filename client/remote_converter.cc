@@ -67,13 +67,13 @@ void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_
 }
 
 // RemoteSessionImpl: one stream, as a gRPC callback reactor (style guide §3).
-//  - Writes start on the caller's thread, one in flight: the message stays in
-//    outgoing_ until OnWriteDone, and the next Write() waits for that first,
-//    so a Send() blocks under back-pressure as a synchronous write would,
-//    while the next chunk is already being prepared. Every public call returns
-//    only once its last message is written (Flush()), so its status, and a
-//    mapped tensor's released pages, mean what they meant with the
-//    synchronous API.
+//  - Writes: one in flight (in outgoing_ until OnWriteDone) and at most
+//    kMaxQueuedWrites waiting behind it; OnWriteDone() starts the next, so
+//    the caller's thread waits only when the queue is full (back-pressure, as
+//    a synchronous write would) and not once per message. Every public call
+//    returns only once its last message is written (Flush()), so its status
+//    means what it meant with the synchronous API; a mapped tensor's pages are
+//    released once their chunk is written.
 //  - Reads: OnReadDone() queues the message for the session's reader thread
 //    and reads on while fewer than kMaxQueuedReads wait; otherwise the reader
 //    thread restarts the read when it has made room. The reader thread
@@ -120,20 +120,23 @@ class RemoteSessionImpl final : public RemoteSession,
       data.ReleasePages(off, n);
     }
     absl::Status s = WriteHeader(t.info(), crc.value());
-    size_t sent_off = 0, sent_n = 0;  // the chunk in flight
+    // Chunks not known to be written yet: after a Write() returns, at most
+    // the kMaxQueuedWrites + 1 latest are not.
+    std::deque<std::pair<size_t, size_t>> unwritten;
     for (size_t off = 0; s.ok() && off < data.size(); off += copts_.chunk_bytes) {
       // The chunk is a slice of the tensor's memory, not a copy; it keeps
       // the memory's owner alive until gRPC has sent it.
       const size_t n = std::min(copts_.chunk_bytes, data.size() - off);
       s = Write(wire::EncodeChunk(wire::kRequestChunkField, data, off, n));
       if (s.ok()) pending_ -= n;
-      // Write() returned after the previous chunk was written: its pages go.
-      data.ReleasePages(sent_off, sent_n);
-      sent_off = off;
-      sent_n = n;
+      unwritten.emplace_back(off, n);
+      if (unwritten.size() > kMaxQueuedWrites + 1) {
+        data.ReleasePages(unwritten.front().first, unwritten.front().second);
+        unwritten.pop_front();
+      }
     }
     if (s.ok()) s = Flush();
-    data.ReleasePages(sent_off, sent_n);
+    for (const auto& [off, n] : unwritten) data.ReleasePages(off, n);
     return s;
   }
 
@@ -179,6 +182,9 @@ class RemoteSessionImpl final : public RemoteSession,
   // most ClientOptions::max_message_bytes); beyond it the server's writes
   // wait, through gRPC's flow control.
   static constexpr size_t kMaxQueuedReads = 2;
+  // At most this many messages wait behind the write in flight (chunks are
+  // slices of the caller's tensors, or SendBytes()'s copies).
+  static constexpr size_t kMaxQueuedWrites = 2;
 
   absl::Status WriteHeader(const TensorInfo& info, uint32_t crc) {
     if (finished_) return FinishedError();
@@ -196,30 +202,37 @@ class RemoteSessionImpl final : public RemoteSession,
     return Write(wire::EncodeMessage(req));
   }
 
-  // Write(): starts sending one message, once the one before it is written.
-  // A refused write means the call is over: its status is the answer.
+  // Write(): queues one message, or starts it when none is in flight; waits
+  // while the queue is full. A refused write means the call is over: its
+  // status is the answer.
   absl::Status Write(grpc::ByteBuffer message) {
-    if (!AwaitWrite()) return WriteFailed();
-    outgoing_.Swap(&message);
+    bool start = false;
     {
-      std::lock_guard<std::mutex> l(mu_);
-      write_in_flight_ = true;
+      std::unique_lock<std::mutex> l(mu_);
+      caller_cv_.wait(l, [this] { return write_failed_ || write_queue_.size() < kMaxQueuedWrites; });
+      if (write_failed_) {
+        l.unlock();
+        return WriteFailed();
+      }
+      if (writing_) {
+        write_queue_.emplace_back();
+        write_queue_.back().Swap(&message);
+      } else {
+        writing_ = start = true;
+        outgoing_.Swap(&message);
+      }
     }
-    StartWrite(&outgoing_);
+    if (start) StartWrite(&outgoing_);
     return absl::OkStatus();
   }
 
-  // Flush(): waits until the last message is written.
-  absl::Status Flush() {
-    if (!AwaitWrite()) return WriteFailed();
-    outgoing_.Clear();  // lets go of the tensor memory it still refers to
-    return absl::OkStatus();
-  }
+  // Flush(): waits until every queued message is written.
+  absl::Status Flush() { return AwaitWritten() ? absl::OkStatus() : WriteFailed(); }
 
-  // AwaitWrite(): false when a write was refused.
-  bool AwaitWrite() {
+  // AwaitWritten(): false when a write was refused.
+  bool AwaitWritten() {
     std::unique_lock<std::mutex> l(mu_);
-    caller_cv_.wait(l, [this] { return !write_in_flight_; });
+    caller_cv_.wait(l, [this] { return !writing_; });
     return !write_failed_;
   }
 
@@ -239,8 +252,7 @@ class RemoteSessionImpl final : public RemoteSession,
   void Conclude(bool half_close) {
     if (finished_) return;
     finished_ = true;
-    const bool writable = AwaitWrite();
-    outgoing_.Clear();
+    const bool writable = AwaitWritten();
     if (half_close && writable) StartWritesDone();
     RemoveHold();  // the writes'
     if (reader_.joinable()) reader_.join();
@@ -262,12 +274,23 @@ class RemoteSessionImpl final : public RemoteSession,
   // ---- reactions: never block -------------------------------------------------
 
   void OnWriteDone(bool ok) override {
+    bool next = false;
     {
       std::lock_guard<std::mutex> l(mu_);
-      write_in_flight_ = false;
-      if (!ok) write_failed_ = true;
+      if (ok && !write_queue_.empty()) {
+        outgoing_.Swap(&write_queue_.front());
+        write_queue_.pop_front();
+        next = true;
+      } else {
+        if (!ok) write_failed_ = true;
+        outgoing_.Clear();  // lets go of the tensor memory it refers to
+        write_queue_.clear();
+        writing_ = false;
+      }
     }
     caller_cv_.notify_one();
+    // Still writing_: the caller neither touches outgoing_ nor ends the writes.
+    if (next) StartWrite(&outgoing_);
   }
 
   void OnReadDone(bool ok) override {
@@ -400,12 +423,13 @@ class RemoteSessionImpl final : public RemoteSession,
   uint64_t pending_ = 0;
   bool finished_ = false;
   absl::Status final_;
-  grpc::ByteBuffer outgoing_;  // the last write started; gRPC reads it until OnWriteDone
   // Shared with the reactions and the reader thread.
   std::mutex mu_;
-  std::condition_variable caller_cv_;  // write_in_flight_, done_
+  std::condition_variable caller_cv_;  // the writes, done_
   std::condition_variable reader_cv_;  // inbox_, reads_over_
-  bool write_in_flight_ = false;
+  grpc::ByteBuffer outgoing_;  // the write in flight; gRPC reads it until OnWriteDone
+  std::deque<grpc::ByteBuffer> write_queue_;
+  bool writing_ = false;  // outgoing_ is in flight (the queue is empty otherwise)
   bool write_failed_ = false;
   std::deque<grpc::ByteBuffer> inbox_;
   bool read_paused_ = false;  // no read in flight: the reader thread restarts it
