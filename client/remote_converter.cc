@@ -111,7 +111,8 @@ class RemoteSessionImpl final : public RemoteSession,
   absl::Status Send(const NamedTensor& t) override {
     const Bytes& data = t.tensor.data;
     // Two passes, CRC first (it goes in the header). Pages of a mapped file
-    // are dropped once read, so resident memory stays near one chunk.
+    // are dropped once read (then once sent), so resident memory stays near
+    // a few chunks.
     Crc32cHasher crc;
     constexpr size_t kCrcBlock = 64u << 20;
     for (size_t off = 0; off < data.size(); off += kCrcBlock) {
