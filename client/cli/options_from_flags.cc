@@ -1,5 +1,6 @@
 #include "client/cli/options_from_flags.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -20,6 +21,20 @@ absl::StatusOr<int64_t> IntFlag(const ParsedFlags& f, const std::string& name) {
   return v;
 }
 
+// The sizes given as flags, each parsed as an integer, in flag order.
+absl::StatusOr<GeometrySizes> SizesFromFlags(const ParsedFlags& f) {
+  GeometrySizes sizes;
+  for (auto [flag, size] : {std::pair<const char*, std::optional<int64_t>*>{"num-experts", &sizes.num_experts},
+                            {"hidden-size", &sizes.hidden_size},
+                            {"moe-intermediate-size", &sizes.moe_intermediate_size}}) {
+    if (!f.Has(flag)) continue;
+    absl::StatusOr<int64_t> v = IntFlag(f, flag);
+    if (!v.ok()) return v.status();
+    *size = *v;
+  }
+  return sizes;
+}
+
 }  // namespace
 
 absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const InputFiles& input, bool* usage) {
@@ -33,11 +48,10 @@ absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const Inpu
     if (!text.ok()) return text.status();
     absl::StatusOr<Geometry> g = ParseHfConfig(*text);
     if (!g.ok()) return absl::Status(g.status().code(), absl::StrCat(config, ": ", g.status().message()));
-    o.geometry = *g;
     *usage = true;
-    if (f.Has("num-experts")) { auto v = IntFlag(f, "num-experts"); if (!v.ok()) return v.status(); o.geometry.num_experts = *v; }
-    if (f.Has("hidden-size")) { auto v = IntFlag(f, "hidden-size"); if (!v.ok()) return v.status(); o.geometry.hidden_size = *v; }
-    if (f.Has("moe-intermediate-size")) { auto v = IntFlag(f, "moe-intermediate-size"); if (!v.ok()) return v.status(); o.geometry.moe_intermediate_size = *v; }
+    absl::StatusOr<GeometrySizes> sizes = SizesFromFlags(f);
+    if (!sizes.ok()) return sizes.status();
+    o.geometry = ApplyGeometrySizes(*g, *sizes);
   } else if (trio) {
     for (const char* name : {"num-experts", "hidden-size", "moe-intermediate-size"}) {
       if (!f.Has(name)) {
@@ -45,12 +59,9 @@ absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const Inpu
                                                        "--moe-intermediate-size together (missing --", name, ")"));
       }
     }
-    auto e = IntFlag(f, "num-experts"); if (!e.ok()) return e.status();
-    auto h = IntFlag(f, "hidden-size"); if (!h.ok()) return h.status();
-    auto i = IntFlag(f, "moe-intermediate-size"); if (!i.ok()) return i.status();
-    o.geometry.num_experts = *e;
-    o.geometry.hidden_size = *h;
-    o.geometry.moe_intermediate_size = *i;
+    absl::StatusOr<GeometrySizes> sizes = SizesFromFlags(f);
+    if (!sizes.ok()) return sizes.status();
+    o.geometry = ApplyGeometrySizes(Geometry{}, *sizes);
   } else {
     return absl::InvalidArgumentError("no geometry: pass --config config.json, or --num-experts, --hidden-size "
                                       "and --moe-intermediate-size");
