@@ -47,7 +47,7 @@ namespace server {
 class AdapterService;
 class MemoryBudget;
 class Metrics;
-class WorkerPool;
+class JobQueue;
 
 // kVersion: the server's version string (GetInfo, build_info).
 extern const char kVersion[];
@@ -88,7 +88,7 @@ class AdapterServer {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<MemoryBudget> budget_;
   std::unique_ptr<AdapterService> service_;
-  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<JobQueue> workers_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
