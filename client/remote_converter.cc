@@ -70,10 +70,14 @@ void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_
 //  - Writes: one in flight (in outgoing_ until OnWriteDone) and at most
 //    kMaxQueuedWrites waiting behind it; OnWriteDone() starts the next, so
 //    the caller's thread waits only when the queue is full (back-pressure, as
-//    a synchronous write would) and not once per message. Every public call
-//    returns only once its last message is written (Flush()), so its status
-//    means what it meant with the synchronous API; a mapped tensor's pages are
-//    released once their chunk is written.
+//    a synchronous write would) and not once per message. The queue spans
+//    tensors: Send() returns with up to kMaxQueuedWrites + 1 of its messages
+//    unwritten, and the caller goes on to the next tensor's CRC meanwhile.
+//    (Waiting for the last message of every Send() cost a wake-up of the
+//    caller by gRPC's thread per tensor: FromHF's many per-expert tensors ran
+//    at half speed on a busy machine.) A write that fails is reported by the
+//    next call, as a failed stream is (Finish() included); a mapped tensor's
+//    pages are released once their chunk is known to be written.
 //  - Reads: OnReadDone() queues the message for the session's reader thread
 //    and reads on while fewer than kMaxQueuedReads wait; otherwise the reader
 //    thread restarts the read when it has made room. The reader thread
@@ -121,30 +125,24 @@ class RemoteSessionImpl final : public RemoteSession,
       data.ReleasePages(off, n);
     }
     absl::Status s = WriteHeader(t.info(), crc.value());
-    // Chunks not known to be written yet: after a Write() returns, at most
-    // the kMaxQueuedWrites + 1 latest are not.
-    std::deque<std::pair<size_t, size_t>> unwritten;
     for (size_t off = 0; s.ok() && off < data.size(); off += copts_.chunk_bytes) {
       // The chunk is a slice of the tensor's memory, not a copy; it keeps
       // the memory's owner alive until gRPC has sent it.
       const size_t n = std::min(copts_.chunk_bytes, data.size() - off);
       s = Write(wire::EncodeChunk(wire::kRequestChunkField, data, off, n));
       if (s.ok()) pending_ -= n;
-      unwritten.emplace_back(off, n);
-      if (unwritten.size() > kMaxQueuedWrites + 1) {
-        data.ReleasePages(unwritten.front().first, unwritten.front().second);
-        unwritten.pop_front();
+      unreleased_.push_back({data, off, n});
+      // After a Write() returns, at most the kMaxQueuedWrites + 1 latest
+      // messages are unwritten: older chunks are sent.
+      if (unreleased_.size() > kMaxQueuedWrites + 1) {
+        unreleased_.front().Release();
+        unreleased_.pop_front();
       }
     }
-    if (s.ok()) s = Flush();
-    for (const auto& [off, n] : unwritten) data.ReleasePages(off, n);
     return s;
   }
 
-  absl::Status BeginTensor(const TensorInfo& info, uint32_t crc) override {
-    absl::Status s = WriteHeader(info, crc);
-    return s.ok() ? Flush() : s;
-  }
+  absl::Status BeginTensor(const TensorInfo& info, uint32_t crc) override { return WriteHeader(info, crc); }
 
   absl::Status SendBytes(const void* data, size_t size) override {
     if (finished_) return FinishedError();
@@ -163,7 +161,7 @@ class RemoteSessionImpl final : public RemoteSession,
       size -= n;
       pending_ -= n;
     }
-    return Flush();
+    return absl::OkStatus();
   }
 
   absl::StatusOr<RemoteSummary> Finish() override {
@@ -232,9 +230,15 @@ class RemoteSessionImpl final : public RemoteSession,
 
   // AwaitWritten(): false when a write was refused.
   bool AwaitWritten() {
-    std::unique_lock<std::mutex> l(mu_);
-    caller_cv_.wait(l, [this] { return !writing_; });
-    return !write_failed_;
+    bool failed;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      caller_cv_.wait(l, [this] { return !writing_; });
+      failed = write_failed_;
+    }
+    for (const SentChunk& c : unreleased_) c.Release();
+    unreleased_.clear();
+    return !failed;
   }
 
   absl::Status WriteFailed() {
@@ -415,6 +419,13 @@ class RemoteSessionImpl final : public RemoteSession,
     return sink_ ? sink_(std::move(t)) : absl::OkStatus();
   }
 
+  // A chunk of a Send() tensor whose pages are released once it is written.
+  struct SentChunk {
+    Bytes data;
+    size_t offset, size;
+    void Release() const { data.ReleasePages(offset, size); }
+  };
+
   const ClientOptions copts_;
   TensorSink sink_;
   grpc::ClientContext ctx_;
@@ -422,6 +433,7 @@ class RemoteSessionImpl final : public RemoteSession,
   // Caller's side.
   std::string current_;
   uint64_t pending_ = 0;
+  std::deque<SentChunk> unreleased_;  // at most kMaxQueuedWrites + 1
   bool finished_ = false;
   absl::Status final_;
   // Shared with the reactions and the reader thread.

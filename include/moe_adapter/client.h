@@ -119,8 +119,10 @@ class RemoteSession {
   // copied, and the bytes' owner is kept alive until gRPC has sent them.
   // Pages of a file mapping are released as they are consumed
   // (Bytes::ReleasePages), so sending a large mapped checkpoint keeps
-  // resident memory small. A failed stream returns its final status (as
-  // Finish()).
+  // resident memory small. Send() returns once its last chunks are queued
+  // (a few may still wait for gRPC), so the bytes must not change until
+  // Finish() (Bytes are read-only). A failed stream returns its final status
+  // (as Finish()), from the call that finds it failed.
   virtual absl::Status Send(const NamedTensor& tensor) = 0;
 
   // BeginTensor() + SendBytes(): a tensor whose bytes come piecewise
