@@ -78,6 +78,8 @@ std::string ConvertHelp(Direction dir) {
       FlagsHelp(ConvertFlags()));
 }
 
+// RemoteOpeners(): --streams openers (default one per server address) over
+// the --server targets, dns:/// ones expanded (targets.h).
 #ifdef MOE_ADAPTER_HAVE_CLIENT
 absl::StatusOr<std::vector<StreamOpener>> RemoteOpeners(const ParsedFlags& f, bool* usage) {
   absl::StatusOr<ClientOptions> base = ClientFromFlags(f, usage);
@@ -109,7 +111,6 @@ absl::StatusOr<std::vector<StreamOpener>> RemoteOpeners(const ParsedFlags& f, bo
   *usage = false;
   return out;
 }
-
 #else
 absl::StatusOr<std::vector<StreamOpener>> RemoteOpeners(const ParsedFlags&, bool* usage) {
   *usage = false;
