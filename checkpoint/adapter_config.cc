@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/family_registry.h"
 #include "core/json_limits.h"
 #include "core/peft_version.h"
 #include "nlohmann/json.hpp"
@@ -12,7 +13,7 @@ namespace {
 
 using json = nlohmann::json;
 
-void AddToList(json& cfg, const char* field, std::initializer_list<const char*> names) {
+void AddToList(json& cfg, const char* field, const std::vector<const char*>& names) {
   if (!cfg.contains(field) || !cfg[field].is_array()) {
     // PEFT also accepts a single string (a regex); keep it and add a list only when absent.
     if (cfg.contains(field) && cfg[field].is_string()) return;
@@ -27,6 +28,13 @@ void AddToList(json& cfg, const char* field, std::initializer_list<const char*> 
 
 absl::StatusOr<std::string> AdapterConfigForHf(const std::string& input_config, LoraLayout layout,
                                                std::optional<int64_t> rank, std::optional<double> lora_alpha) {
+  return AdapterConfigForHf(input_config, layout, rank, lora_alpha, DefaultFamily());
+}
+
+absl::StatusOr<std::string> AdapterConfigForHf(const std::string& input_config, LoraLayout layout,
+                                               std::optional<int64_t> rank, std::optional<double> lora_alpha,
+                                               const ModelFamily& family) {
+  const PeftTargets& targets = family.spec().peft;
   json cfg;
   if (!input_config.empty()) {
     // What this writes must read back as `layout`: an input whose
@@ -65,22 +73,24 @@ absl::StatusOr<std::string> AdapterConfigForHf(const std::string& input_config, 
                             : std::string();
   switch (layout) {
     case LoraLayout::kPeftV019: {
-      AddToList(cfg, "target_parameters", {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"});
+      AddToList(cfg, "target_parameters", targets.param_wrapper);
       auto v = ParsePeftVersion(version);
       if (!v || *v < std::array<int, 3>{0, 19, 1}) cfg["peft_version"] = "0.19.1";
       break;
     }
     case LoraLayout::kPeftV018:
-      AddToList(cfg, "target_parameters", {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"});
+      AddToList(cfg, "target_parameters", targets.param_wrapper);
       cfg["peft_version"] = "0.18.1";
       break;
     case LoraLayout::kPerExpert:
-      AddToList(cfg, "target_modules", {"gate_proj", "up_proj", "down_proj"});
+      AddToList(cfg, "target_modules", targets.per_expert);
       // The per-expert split has no ParamWrapper targets.
       if (cfg.contains("target_parameters") && cfg["target_parameters"].is_array()) {
         json kept = json::array();
         for (const json& t : cfg["target_parameters"]) {
-          if (t != "mlp.experts.gate_up_proj" && t != "mlp.experts.down_proj") kept.push_back(t);
+          const bool ours = t.is_string() && std::find(targets.param_wrapper.begin(), targets.param_wrapper.end(),
+                                                       t.get<std::string>()) != targets.param_wrapper.end();
+          if (!ours) kept.push_back(t);
         }
         cfg["target_parameters"] = kept.empty() ? json(nullptr) : kept;
       }

@@ -13,11 +13,18 @@
 
 namespace moe_adapter {
 
+class ModelFamily;
+
 // AdapterConfigForHf(): the JSON text for an HF adapter in `layout`.
 // `input_config` is the input's adapter_config.json (empty: none);
 // `rank` is the expert LoRA rank seen in the tensors (nullopt: none seen).
+// The target names are `family`'s (core/model_family.h); without it, the
+// default family's.
 absl::StatusOr<std::string> AdapterConfigForHf(const std::string& input_config, LoraLayout layout,
                                                std::optional<int64_t> rank, std::optional<double> lora_alpha);
+absl::StatusOr<std::string> AdapterConfigForHf(const std::string& input_config, LoraLayout layout,
+                                               std::optional<int64_t> rank, std::optional<double> lora_alpha,
+                                               const ModelFamily& family);
 
 }  // namespace moe_adapter
 

@@ -23,6 +23,7 @@
 #include "checkpoint/shard_lanes.h"
 #include "core/checkpoint_reader.h"
 #include "core/expert_parallel.h"
+#include "core/family_registry.h"
 #include "core/regular_file.h"
 #include "core/internal/status_macros.h"
 #include "core/safetensors_writer.h"
@@ -155,11 +156,13 @@ void AssignLanes(std::vector<Item>& items, const std::vector<int64_t>& group, in
   }
 }
 
-std::optional<int64_t> ExpertLoraRank(const SafetensorsCheckpoint& ckpt) {
+std::optional<int64_t> ExpertLoraRank(const SafetensorsCheckpoint& ckpt, const ModelFamily& family) {
   for (const auto& shard : ckpt.shards()) {
     for (const TensorInfo& t : shard.tensors) {
-      if (t.shape.size() == 3 && (absl::EndsWith(t.name, ".mlp.experts.lora_gate_and_up_A") ||
-                                  absl::EndsWith(t.name, ".mlp.experts.lora_down_A"))) {
+      KeyParts parts;
+      absl::StatusOr<KeyRole> role = family.native().Classify(t.name, &parts);
+      if (t.shape.size() == 3 && role.ok() &&
+          (*role == KeyRole::kNativeLoraGateUpA || *role == KeyRole::kNativeLoraDownA)) {
         return t.shape[2];
       }
     }
@@ -215,14 +218,17 @@ absl::StatusOr<LanePlan> PlanLanes(Direction direction, const SafetensorsCheckpo
 
 // Header size bound per lane, from the input headers: entries each input
 // can produce times a generous entry size.
-void ReserveHeaders(const LanePlan& plan, Direction direction, const ConvertOptions& options, ShardLanes& writer) {
+void ReserveHeaders(const LanePlan& plan, Direction direction, const ConvertOptions& options,
+                    const ModelFamily& family, ShardLanes& writer) {
   for (int l = 0; l < plan.lanes; ++l) {
     uint64_t bound = 1024;
     for (const Item& it : plan.items) {
       if (it.lane != l) continue;
       const std::string& name = plan.Name(it);
       uint64_t entries = 1;
-      if (direction == Direction::kToHf && absl::StrContains(name, ".mlp.experts.")) {
+      KeyParts parts;
+      absl::StatusOr<KeyRole> role = family.native().Classify(name, &parts);
+      if (direction == Direction::kToHf && (!role.ok() || *role != KeyRole::kOther)) {
         entries = 2 * static_cast<uint64_t>(options.geometry.num_experts);
       }
       bound += entries * (name.size() + 160);
@@ -365,8 +371,8 @@ absl::Status CopySideFiles(const std::string& input, bool skip_adapter_config, c
 // An adapter going to HF gets the adapter_config.json PEFT reads, made from
 // the one given (options, else the input's) and the adapter's LoRA rank.
 absl::Status WriteHfAdapterConfig(const InputFiles& files, const SafetensorsCheckpoint& ckpt,
-                                  const ConvertOptions& options, const CheckpointConvertOptions& copts,
-                                  const std::string& out_dir) {
+                                  const ConvertOptions& options, const ModelFamily& family,
+                                  const CheckpointConvertOptions& copts, const std::string& out_dir) {
   std::string input_config;
   if (!options.adapter_config_json.empty()) {
     input_config = options.adapter_config_json;
@@ -374,8 +380,8 @@ absl::Status WriteHfAdapterConfig(const InputFiles& files, const SafetensorsChec
     ASSIGN_OR_RETURN(input_config, ReadText(files.adapter_config_json));
   }
   ASSIGN_OR_RETURN(std::string cfg,
-                   AdapterConfigForHf(input_config, options.lora_layout.value_or(LoraLayout::kPeftV019),
-                                      ExpertLoraRank(ckpt), copts.lora_alpha));
+                   AdapterConfigForHf(input_config, LoraLayoutToWrite(options, family),
+                                      ExpertLoraRank(ckpt, family), copts.lora_alpha, family));
   return WriteText(Join(out_dir, "adapter_config.json"), cfg);
 }
 
@@ -428,7 +434,8 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
   const bool single_file = !files.is_directory || files.is_adapter;
   ShardLanes writer(out_dir, files.is_adapter ? "adapter_model" : "model",
                     single_file ? 0 : copts.max_shard_bytes, plan.lanes, metadata);
-  ReserveHeaders(plan, direction, options, writer);
+  ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  ReserveHeaders(plan, direction, options, *family, writer);
   ASSIGN_OR_RETURN(LaneResults results, RunLanes(direction, input, plan, stream_options, copts, writer));
   ASSIGN_OR_RETURN(std::vector<std::string> written, writer.Finish());
   summary.tensors_in = results.tensors_in;
@@ -446,7 +453,7 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
     const bool hf_adapter = files.is_adapter && direction == Direction::kToHf;
     RETURN_IF_ERROR(CopySideFiles(input, hf_adapter, out_dir, written));
     if (hf_adapter) {
-      RETURN_IF_ERROR(WriteHfAdapterConfig(files, ckpt, options, copts, out_dir));
+      RETURN_IF_ERROR(WriteHfAdapterConfig(files, ckpt, options, *family, copts, out_dir));
       written.push_back("adapter_config.json");
     }
     summary.files = written;

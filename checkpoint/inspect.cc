@@ -8,14 +8,17 @@
 #include "core/internal/status_macros.h"
 #include "core/lora_layouts.h"
 #include "core/peft_version.h"
-#include "core/qwen3_moe.h"
+#include "core/family_registry.h"
 
 namespace moe_adapter {
 
 absl::StatusOr<CheckpointInfo> InspectCheckpoint(const std::string& path, const std::optional<Geometry>& geometry,
                                                  const std::string& adapter_config_json) {
   ASSIGN_OR_RETURN(SafetensorsCheckpoint ckpt, SafetensorsCheckpoint::Open(path));
-  const ModelFamily& family = Qwen3MoeFamily();
+  const ModelFamily* family = &DefaultFamily();
+  if (geometry && !geometry->config_family.empty()) {
+    ASSIGN_OR_RETURN(family, FindFamily(geometry->config_family));
+  }
   CheckpointInfo info;
   info.shards = static_cast<int64_t>(ckpt.shards().size());
   std::set<std::string> formats;
@@ -29,11 +32,11 @@ absl::StatusOr<CheckpointInfo> InspectCheckpoint(const std::string& path, const 
       ++info.dtypes[std::string(DTypeName(t.dtype))];
       KeyParts parts;
       KeyRole role = KeyRole::kOther;
-      absl::StatusOr<KeyRole> native = family.native->Classify(t.name, &parts);
+      absl::StatusOr<KeyRole> native = family->native().Classify(t.name, &parts);
       if (native.ok() && *native != KeyRole::kOther) {
         role = *native;
       } else {
-        absl::StatusOr<KeyRole> hf = family.hf->Classify(t.name, &parts);
+        absl::StatusOr<KeyRole> hf = family->hf().Classify(t.name, &parts);
         if (hf.ok()) role = *hf;
       }
       if (role == KeyRole::kOther) continue;
@@ -114,12 +117,11 @@ absl::StatusOr<CheckpointInfo> InspectCheckpoint(const std::string& path, const 
     } else if (geometry) {
       bool all18 = true, all19 = true;
       for (const auto& [role, shape] : pw) {
-        auto r18 = ParamWrapperFit(role, LoraLayout::kPeftV018, shape, *geometry);
-        auto r19 = ParamWrapperFit(role, LoraLayout::kPeftV019, shape, *geometry);
-        all18 = all18 && r18.has_value();
-        all19 = all19 && r19.has_value();
-        if (r19) info.lora_rank = *r19;
-        else if (r18) info.lora_rank = *r18;
+        const ShapeFit fit = FitParamWrapperShape(family->spec().param_wrapper_rows, role, shape, *geometry);
+        all18 = all18 && fit.v18.has_value();
+        all19 = all19 && fit.v19.has_value();
+        if (fit.v19) info.lora_rank = *fit.v19;
+        else if (fit.v18) info.lora_rank = *fit.v18;
       }
       info.num_experts = geometry->num_experts;
       info.lora_layout = all18 && all19 ? "ambiguous (both peft-v0.18 and peft-v0.19 fit)"

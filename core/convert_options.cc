@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/checked_math.h"
+#include "core/family_registry.h"
 #include "core/internal/status_macros.h"
 #include "core/safetensors_format.h"
 #include "core/json_limits.h"
@@ -29,17 +30,96 @@ absl::StatusOr<std::optional<int64_t>> IntField(const json& j, const char* name)
   return std::optional<int64_t>(it->get<int64_t>());
 }
 
-absl::StatusOr<int64_t> RequiredInt(const json& j, const char* name, const char* alt = nullptr) {
-  ASSIGN_OR_RETURN(std::optional<int64_t> v, IntField(j, name));
-  if (!v && alt) {
-    ASSIGN_OR_RETURN(v, IntField(j, alt));
+// RequiredInt(): the first of `names` present in `j`; an error citing them
+// all when none is.
+absl::StatusOr<int64_t> RequiredInt(const json& j, const std::vector<const char*>& names) {
+  for (const char* name : names) {
+    ASSIGN_OR_RETURN(std::optional<int64_t> v, IntField(j, name));
+    if (v) return *v;
   }
-  if (!v) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config.json: missing required field \"", name, "\"",
-                     alt ? absl::StrCat(" (or \"", alt, "\")") : std::string()));
+  std::string alts;
+  for (size_t i = 1; i < names.size(); ++i) absl::StrAppend(&alts, i == 1 ? " (or \"" : " or \"", names[i], "\"");
+  if (names.size() > 1) alts += ")";
+  return absl::InvalidArgumentError(absl::StrCat("config.json: missing required field \"", names.front(), "\"", alts));
+}
+
+// SparseStepLayers(): Qwen3's rule, decoder_sparse_step and mlp_only_layers.
+absl::Status SparseStepLayers(const json& cfg, Geometry& g) {
+  ASSIGN_OR_RETURN(std::optional<int64_t> step, IntField(cfg, "decoder_sparse_step"));
+  if (step) {
+    if (*step == 0) {
+      return absl::InvalidArgumentError("config.json: \"decoder_sparse_step\" must be >= 1, got 0");
+    }
+    g.decoder_sparse_step = *step;
   }
-  return *v;
+  auto mo = cfg.find("mlp_only_layers");
+  if (mo != cfg.end() && !mo->is_null()) {
+    if (!mo->is_array()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.json: \"mlp_only_layers\" must be a list of integers, got ", DescribeJson(*mo)));
+    }
+    for (const json& v : *mo) {
+      if (!v.is_number_integer()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "config.json: \"mlp_only_layers\" must hold integers, got ", DescribeJson(v)));
+      }
+      g.mlp_only_layers.push_back(v.get<int64_t>());
+    }
+  }
+  return absl::OkStatus();
+}
+
+// FirstKDenseLayers(): DeepSeek's rule, layers below first_k_dense_replace
+// are dense: the same plan as mlp_only_layers = [0, k), so the geometry (and
+// the wire) carry it unchanged.
+absl::Status FirstKDenseLayers(const json& cfg, Geometry& g) {
+  ASSIGN_OR_RETURN(std::optional<int64_t> k, IntField(cfg, "first_k_dense_replace"));
+  if (!k) return absl::OkStatus();
+  const int64_t layers = g.num_hidden_layers.value_or(0);
+  if (*k > layers) {
+    return absl::InvalidArgumentError(absl::StrCat("config.json: \"first_k_dense_replace\" ", *k,
+                                                   " exceeds num_hidden_layers ", layers));
+  }
+  for (int64_t l = 0; l < *k; ++l) g.mlp_only_layers.push_back(l);
+  return absl::OkStatus();
+}
+
+// ParseWith(): `root` read through `family`'s config field table.
+absl::StatusOr<Geometry> ParseWith(const json& root, const ModelFamily& family) {
+  const ConfigFields& fields = family.spec().config;
+  const json* cfg = &root;
+  if (fields.nested) {
+    auto nested = root.find(fields.nested);
+    const bool top_has_h = std::any_of(fields.hidden_size.begin(), fields.hidden_size.end(),
+                                       [&](const char* name) { return root.contains(name); });
+    if (!top_has_h && nested != root.end() && nested->is_object()) cfg = &*nested;
+  }
+  Geometry g;
+  g.config_family = family.name();
+  ASSIGN_OR_RETURN(g.num_experts, RequiredInt(*cfg, fields.num_experts));
+  ASSIGN_OR_RETURN(g.hidden_size, RequiredInt(*cfg, fields.hidden_size));
+  ASSIGN_OR_RETURN(g.moe_intermediate_size, RequiredInt(*cfg, fields.intermediate_size));
+  ASSIGN_OR_RETURN(g.num_hidden_layers, IntField(*cfg, "num_hidden_layers"));
+  switch (fields.dense_layers) {
+    case DenseLayerRule::kNone:
+      break;
+    case DenseLayerRule::kSparseStep:
+      RETURN_IF_ERROR(SparseStepLayers(*cfg, g));
+      break;
+    case DenseLayerRule::kFirstKDense:
+      RETURN_IF_ERROR(FirstKDenseLayers(*cfg, g));
+      break;
+  }
+  for (const char* field : {"dtype", "torch_dtype"}) {
+    auto it = cfg->find(field);
+    if (it == cfg->end() || !it->is_string()) continue;
+    absl::StatusOr<DType> dt = ParseTorchDType(it->get<std::string>());
+    if (dt.ok()) {
+      g.config_dtype = *dt;
+      break;
+    }
+  }
+  return g;
 }
 
 }  // namespace
@@ -53,49 +133,18 @@ bool Geometry::IsMoeLayer(int64_t l) const {
   return decoder_sparse_step > 0 && (l + 1) % decoder_sparse_step == 0;
 }
 
-absl::StatusOr<Geometry> ParseHfConfig(absl::string_view config_json) {
+absl::StatusOr<Geometry> ParseHfConfig(absl::string_view config_json) { return ParseHfConfig(config_json, ""); }
+
+absl::StatusOr<Geometry> ParseHfConfig(absl::string_view config_json, absl::string_view family) {
   ASSIGN_OR_RETURN(json root, ParseJson(config_json, "config.json", kMaxConfigJsonBytes));
   if (!root.is_object()) return absl::InvalidArgumentError("config.json: not a JSON object");
-  const json* cfg = &root;
-  auto tc = root.find("text_config");
-  if (!root.contains("hidden_size") && tc != root.end() && tc->is_object()) cfg = &*tc;
-
-  Geometry g;
-  ASSIGN_OR_RETURN(g.num_experts, RequiredInt(*cfg, "num_experts", "num_local_experts"));
-  ASSIGN_OR_RETURN(g.hidden_size, RequiredInt(*cfg, "hidden_size"));
-  ASSIGN_OR_RETURN(g.moe_intermediate_size, RequiredInt(*cfg, "moe_intermediate_size"));
-  ASSIGN_OR_RETURN(g.num_hidden_layers, IntField(*cfg, "num_hidden_layers"));
-  ASSIGN_OR_RETURN(std::optional<int64_t> step, IntField(*cfg, "decoder_sparse_step"));
-  if (step) {
-    if (*step == 0) {
-      return absl::InvalidArgumentError("config.json: \"decoder_sparse_step\" must be >= 1, got 0");
-    }
-    g.decoder_sparse_step = *step;
+  const ModelFamily* f = nullptr;
+  if (!family.empty()) {
+    ASSIGN_OR_RETURN(f, FindFamily(family));
+  } else {
+    f = FamilyForConfig(root);
   }
-  auto mo = cfg->find("mlp_only_layers");
-  if (mo != cfg->end() && !mo->is_null()) {
-    if (!mo->is_array()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "config.json: \"mlp_only_layers\" must be a list of integers, got ", DescribeJson(*mo)));
-    }
-    for (const json& v : *mo) {
-      if (!v.is_number_integer()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "config.json: \"mlp_only_layers\" must hold integers, got ", DescribeJson(v)));
-      }
-      g.mlp_only_layers.push_back(v.get<int64_t>());
-    }
-  }
-  for (const char* field : {"dtype", "torch_dtype"}) {
-    auto it = cfg->find(field);
-    if (it == cfg->end() || !it->is_string()) continue;
-    absl::StatusOr<DType> dt = ParseTorchDType(it->get<std::string>());
-    if (dt.ok()) {
-      g.config_dtype = *dt;
-      break;
-    }
-  }
-  return g;
+  return ParseWith(root, f ? *f : DefaultFamily());
 }
 
 absl::StatusOr<LoraLayout> ParseLoraLayout(absl::string_view name) {
@@ -119,6 +168,11 @@ absl::string_view LoraLayoutName(LoraLayout layout) {
 }
 
 absl::Status ValidateOptions(const ConvertOptions& o) {
+  ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(o));
+  if (o.lora_layout && *o.lora_layout != LoraLayout::kPerExpert && family->spec().param_wrapper_rows.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("LoRA layout ", LoraLayoutName(*o.lora_layout), ": model family ",
+                                                   Quote(family->name()), " offers no ParamWrapper LoRA; use per-expert"));
+  }
   const Geometry& g = o.geometry;
   // Bounds keep every derived byte count far from int64 overflow.
   constexpr int64_t kMaxDim = int64_t{1} << 24;

@@ -15,10 +15,11 @@
 #include "core/expert_parallel.h"
 #include "core/internal/status_macros.h"
 #include "core/key_mapping.h"
+#include "core/family_registry.h"
 #include "core/lora_layouts.h"
+#include "core/model_family.h"
 #include "core/peft_version.h"
 #include "core/permute.h"
-#include "core/qwen3_moe.h"
 #include "core/safetensors_format.h"
 #include "core/session_common.h"
 #include "core/transpose.h"
@@ -42,46 +43,54 @@ struct BaseGroup {
   int64_t missing_parts = 0;
 };
 
+// The grouped LoRA outputs; a LoRA rank is shared by A and B of one
+// projection: outputs 0, 1 (gate/up) and 2, 3 (down).
+constexpr KeyRole kLoraOutRoles[4] = {KeyRole::kNativeLoraGateUpA, KeyRole::kNativeLoraGateUpB,
+                                      KeyRole::kNativeLoraDownA, KeyRole::kNativeLoraDownB};
+constexpr int kMaxLoraSubs = 8;
+
+int OutIndex(KeyRole grouped) {
+  for (int i = 0; i < 4; ++i) {
+    if (kLoraOutRoles[i] == grouped) return i;
+  }
+  return -1;
+}
+
 // One layer's per-expert LoRA being regrouped (spec §6.2 reverse, §15.3).
+// A "sub" is one per-expert LoRA pair of the family (LoraSubs below).
 struct LoraGroup {
-  // Index by SubRole below.
   Tensor out[4];                 // A_gu [E,H,r], B_gu [E,r,2I], A_dn [E,I,r], B_dn [E,r,H]
-  int64_t rank[2] = {-1, -1};    // gate/up pair, down pair
-  std::vector<uint8_t> have[6];  // gate_A, up_A, gate_B, up_B, down_A, down_B
-  int64_t count[6] = {0, 0, 0, 0, 0, 0};
+  int64_t rank[2] = {-1, -1};    // gate/up projection, down projection
+  std::vector<uint8_t> have[kMaxLoraSubs];
+  int64_t count[kMaxLoraSubs] = {};
   bool emitted[4] = {false, false, false, false};
   DType dtype = DType::kF32;
   bool dtype_set = false;
 };
 
-int SubIndex(KeyRole r) {
-  switch (r) {
-    case KeyRole::kHfLoraGateA: return 0;
-    case KeyRole::kHfLoraUpA: return 1;
-    case KeyRole::kHfLoraGateB: return 2;
-    case KeyRole::kHfLoraUpB: return 3;
-    case KeyRole::kHfLoraDownA: return 4;
-    case KeyRole::kHfLoraDownB: return 5;
-    default: return -1;
+// LoraSubs(): the family's per-expert LoRA pairs in table order.
+std::vector<const RolePair*> LoraSubs(const ModelFamily& family) {
+  std::vector<const RolePair*> subs;
+  for (const RolePair& p : family.spec().pairs) {
+    if (OutIndex(p.grouped) >= 0 && subs.size() < kMaxLoraSubs) subs.push_back(&p);
   }
+  return subs;
 }
 
-// Which native output each per-expert sub-role feeds.
-int OutIndex(int sub) { return sub < 2 ? 0 : sub < 4 ? 1 : sub == 4 ? 2 : 3; }
-
-constexpr KeyRole kLoraOutRoles[4] = {KeyRole::kNativeLoraGateUpA, KeyRole::kNativeLoraGateUpB,
-                                      KeyRole::kNativeLoraDownA, KeyRole::kNativeLoraDownB};
-constexpr KeyRole kSubRoles[6] = {KeyRole::kHfLoraGateA, KeyRole::kHfLoraUpA, KeyRole::kHfLoraGateB,
-                                  KeyRole::kHfLoraUpB,   KeyRole::kHfLoraDownA, KeyRole::kHfLoraDownB};
+bool IsLoraA(KeyRole grouped) {
+  return grouped == KeyRole::kNativeLoraGateUpA || grouped == KeyRole::kNativeLoraDownA;
+}
 
 using LayerKey = std::pair<std::string, int64_t>;  // (prefix, layer)
 
 class FromHfSession final : public FromHfConverter {
  public:
-  FromHfSession(const ConvertOptions& o, std::optional<LoraLayout> pw_layout, const Device& device)
+  FromHfSession(const ConvertOptions& o, const ModelFamily& family, std::optional<LoraLayout> pw_layout,
+                const Device& device)
       : opts_(o),
         device_(device),
-        family_(Qwen3MoeFamily()),
+        family_(family),
+        lora_subs_(LoraSubs(family)),
         range_(EpRange(o.geometry.num_experts, o.ep_size, o.ep_rank)),
         target_(o.dtype ? o.dtype : o.geometry.config_dtype),
         pw_layout_(pw_layout) {
@@ -98,7 +107,7 @@ class FromHfSession final : public FromHfConverter {
           ": FP8 checkpoints are not supported yet (block scales *_scale_inv would be needed to dequantise)"));
     }
     KeyParts parts;
-    ASSIGN_OR_RETURN(KeyRole role, family_.hf->Classify(in.name, &parts));
+    ASSIGN_OR_RETURN(KeyRole role, family_.hf().Classify(in.name, &parts));
     plan.role = static_cast<int>(role);
     plan.prefix = parts.prefix;
     plan.layer = parts.layer;
@@ -179,19 +188,21 @@ class FromHfSession final : public FromHfConverter {
   absl::StatusOr<TensorPlan> PlanBase(TensorPlan& plan, KeyRole role) {
     const Geometry& g = opts_.geometry;
     const TensorInfo& in = plan.input;
-    const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
     if (!IsExpertDType(in.dtype)) {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": expert weights must be F32, BF16 or F16, got ",
                                                      DTypeName(in.dtype)));
     }
-    Shape want = role == KeyRole::kHfDown ? Shape{H, I} : Shape{I, H};
+    const RolePair& pair = *family_.PairFor(role);
+    const KeyRole native = pair.grouped;
+    // The HF part is its block of the slot [R, C], transposed: [W, R].
+    const GroupedSlot slot = BaseSlot(native, g);
+    Shape want = {BlockWidth(pair, slot.cols), slot.rows};
     if (in.shape != want) {
       return absl::InvalidArgumentError(ShapeMismatch(
-          in.name, role == KeyRole::kHfDown ? "per-expert down_proj [H, I]" : absl::StrCat("per-expert ", KeyRoleName(role), " [I, H]"),
-          want, in.shape));
+          in.name, absl::StrCat("per-expert ", KeyRoleName(role), " [", slot.block_name, ", ", slot.rows_name, "]"), want,
+          in.shape));
     }
-    const KeyRole native = role == KeyRole::kHfDown ? KeyRole::kNativeDown : KeyRole::kNativeGateUp;
-    std::string native_key = family_.all->Format(native, KeyParts{plan.prefix, plan.layer, -1});
+    std::string native_key = family_.all().Format(native, KeyParts{plan.prefix, plan.layer, -1});
     if (touched_.insert({plan.prefix, plan.layer}).second) kept_ += KeyFootprint(plan.prefix.size());
     if (!range_.contains(plan.expert)) {
       // Another rank's expert: valid, not ours (spec §7.1); Plan() already
@@ -204,17 +215,17 @@ class FromHfSession final : public FromHfConverter {
                                                      Quote(native_key), " is already complete"));
     }
     auto it = groups_.find(native_key);
-    const int bit = role == KeyRole::kHfUp ? 2 : 1;
-    const int64_t slot = plan.expert - range_.begin;
+    const int bit = 1 << pair.block;
+    const int64_t expert_slot = plan.expert - range_.begin;
     if (it != groups_.end()) {
       const BaseGroup& grp = it->second;
-      if (grp.have[slot] & bit) {
+      if (grp.have[expert_slot] & bit) {
         return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor"));
       }
-      if (grp.have[slot] && grp.part_dtype[slot] != in.dtype) {
+      if (grp.have[expert_slot] && grp.part_dtype[expert_slot] != in.dtype) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "key ", Quote(in.name), ": gate_proj and up_proj of expert ", plan.expert, " have different dtypes (",
-            DTypeName(grp.part_dtype[slot]), " vs ", DTypeName(in.dtype), ")"));
+            "key ", Quote(in.name), ": ", PartNames(native), " of expert ", plan.expert, " have different dtypes (",
+            DTypeName(grp.part_dtype[expert_slot]), " vs ", DTypeName(in.dtype), ")"));
       }
       if (!target_ && grp.out.dtype != in.dtype) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -225,8 +236,7 @@ class FromHfSession final : public FromHfConverter {
       // The new group's output buffer and flags. ValidateOptions() keeps
       // E x H x 2I x 4 within int64; counted with checks all the same.
       const DType out = target_.value_or(in.dtype);
-      const Shape group = native == KeyRole::kNativeDown ? Shape{range_.size(), I, H} : Shape{range_.size(), H, 2 * I};
-      ASSIGN_OR_RETURN(int64_t numel, NumElements(group, DTypeSize(out)));
+      ASSIGN_OR_RETURN(int64_t numel, NumElements({range_.size(), slot.rows, slot.cols}, DTypeSize(out)));
       plan.hold_bytes = static_cast<size_t>(numel) * DTypeSize(out) + GroupFlagBytes() + KeyFootprint(native_key.size());
     }
     plan.kind = TensorPlan::Kind::kWhole;
@@ -234,42 +244,38 @@ class FromHfSession final : public FromHfConverter {
   }
 
   absl::Status AddBase(const TensorPlan& plan, KeyRole role, const Tensor& in, const TensorSink& sink) {
-    const Geometry& g = opts_.geometry;
-    const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
-    const KeyRole native = role == KeyRole::kHfDown ? KeyRole::kNativeDown : KeyRole::kNativeGateUp;
-    std::string native_key = family_.all->Format(native, KeyParts{plan.prefix, plan.layer, -1});
+    const RolePair& pair = *family_.PairFor(role);
+    const KeyRole native = pair.grouped;
+    const GroupedSlot slot = BaseSlot(native, opts_.geometry);
+    std::string native_key = family_.all().Format(native, KeyParts{plan.prefix, plan.layer, -1});
     auto it = groups_.find(native_key);
     if (it == groups_.end()) {
       BaseGroup grp;
       const DType out = target_.value_or(in.dtype);
-      grp.out = native == KeyRole::kNativeGateUp ? Tensor::Allocate(out, {range_.size(), H, 2 * I})
-                                                 : Tensor::Allocate(out, {range_.size(), I, H});
+      grp.out = Tensor::Allocate(out, {range_.size(), slot.rows, slot.cols});
       grp.have.assign(range_.size(), 0);
       grp.part_dtype.assign(range_.size(), in.dtype);
-      grp.missing_parts = range_.size() * (native == KeyRole::kNativeGateUp ? 2 : 1);
+      grp.missing_parts = range_.size() * pair.blocks;
       if (device_.accelerator) grp.pending.resize(range_.size());
       held_ += grp.out.nbytes();
       kept_ += GroupFlagBytes() + KeyFootprint(native_key.size());
       it = groups_.emplace(native_key, std::move(grp)).first;
     }
     BaseGroup& grp = it->second;
-    const int64_t slot = plan.expert - range_.begin;
-    const int bit = role == KeyRole::kHfUp ? 2 : 1;
-    if (grp.have[slot] == 0) grp.part_dtype[slot] = in.dtype;
-    grp.have[slot] |= bit;
+    const int64_t e = plan.expert - range_.begin;
+    if (grp.have[e] == 0) grp.part_dtype[e] = in.dtype;
+    grp.have[e] |= 1 << pair.block;
     --grp.missing_parts;
     const size_t out_elem = DTypeSize(grp.out.dtype);
     if (device_.accelerator) {
-      grp.pending[slot][role == KeyRole::kHfUp ? 1 : 0] = in;
+      grp.pending[e][pair.block] = in;
       held_ += in.nbytes();
-    } else if (native == KeyRole::kNativeGateUp) {
-      // gate_e / up_e [I, H] -> columns [0, I) / [I, 2I) of G[e] [H, 2I].
-      uint8_t* dst = grp.out.mutable_data() + (slot * H * 2 * I + (role == KeyRole::kHfUp ? I : 0)) * out_elem;
-      TransposeCast({in.data.data(), in.dtype, H, dst, grp.out.dtype, 2 * I, I, H});
     } else {
-      // down_e [H, I] -> D[e] [I, H].
-      uint8_t* dst = grp.out.mutable_data() + slot * I * H * out_elem;
-      TransposeCast({in.data.data(), in.dtype, I, dst, grp.out.dtype, H, H, I});
+      // The part [W, R] -> its block of columns of G[e] [R, C]
+      // (gate_e / up_e [I, H] -> columns [0, I) / [I, 2I) of [H, 2I]).
+      uint8_t* dst = grp.out.mutable_data() + (e * slot.rows * slot.cols + BlockOffset(pair, slot.cols)) * out_elem;
+      TransposeCast({in.data.data(), in.dtype, slot.rows, dst, grp.out.dtype, slot.cols, BlockWidth(pair, slot.cols),
+                     slot.rows});
     }
     if (grp.missing_parts > 0) return absl::OkStatus();
     if (device_.accelerator) RETURN_IF_ERROR(GroupOnDevice(native, grp));
@@ -280,6 +286,13 @@ class FromHfSession final : public FromHfConverter {
     completed_.insert(native_key);
     RETURN_IF_ERROR(registry_.Claim(native_key));
     return sink(NamedTensor{std::move(native_key), std::move(out)});
+  }
+
+  // PartNames(): "gate_proj and up_proj" for messages.
+  std::string PartNames(KeyRole native) const {
+    std::vector<std::string> names;
+    for (const RolePair* p : family_.PairsInto(native)) names.emplace_back(KeyRoleName(p->hf));
+    return absl::StrJoin(names, " and ");
   }
 
   // A complete group in one batched device call (falls back to the CPU for
@@ -296,15 +309,13 @@ class FromHfSession final : public FromHfConverter {
     }
     const size_t out_elem = DTypeSize(grp.out.dtype);
     if (!uniform) {
+      const GroupedSlot slot = BaseSlot(native, opts_.geometry);
       for (int64_t e = 0; e < n; ++e) {
-        if (native == KeyRole::kNativeGateUp) {
-          for (int half = 0; half < 2; ++half) {
-            uint8_t* dst = grp.out.mutable_data() + (e * H * 2 * I + half * I) * out_elem;
-            TransposeCast({grp.pending[e][half].data.data(), grp.pending[e][half].dtype, H, dst, grp.out.dtype, 2 * I, I, H});
-          }
-        } else {
-          TransposeCast({grp.pending[e][0].data.data(), grp.pending[e][0].dtype, I,
-                         grp.out.mutable_data() + e * I * H * out_elem, grp.out.dtype, H, H, I});
+        for (const RolePair* pair : family_.PairsInto(native)) {
+          const Tensor& part = grp.pending[e][pair->block];
+          uint8_t* dst = grp.out.mutable_data() + (e * slot.rows * slot.cols + BlockOffset(*pair, slot.cols)) * out_elem;
+          TransposeCast({part.data.data(), part.dtype, slot.rows, dst, grp.out.dtype, slot.cols,
+                         BlockWidth(*pair, slot.cols), slot.rows});
         }
       }
     } else if (native == KeyRole::kNativeGateUp) {
@@ -327,24 +338,22 @@ class FromHfSession final : public FromHfConverter {
     std::vector<std::string> first;
     int64_t n = 0;
     auto missing = [&](KeyRole role, const LayerKey& lk, int64_t e) {
-      if (++n <= 5) first.push_back(ShortKey(family_.all->Format(role, KeyParts{lk.first, lk.second, e})));
+      if (++n <= 5) first.push_back(ShortKey(family_.all().Format(role, KeyParts{lk.first, lk.second, e})));
     };
     std::set<int64_t> layers;
     int64_t total = 0;
     for (const LayerKey& lk : touched_) {
       layers.insert(lk.second);
-      total += 3 * range_.size();
       for (KeyRole native : {KeyRole::kNativeGateUp, KeyRole::kNativeDown}) {
-        std::string native_key = family_.all->Format(native, KeyParts{lk.first, lk.second, -1});
+        const std::vector<const RolePair*> pairs = family_.PairsInto(native);
+        total += static_cast<int64_t>(pairs.size()) * range_.size();
+        std::string native_key = family_.all().Format(native, KeyParts{lk.first, lk.second, -1});
         if (completed_.count(native_key) || range_.size() == 0) continue;
         auto it = groups_.find(native_key);
         for (int64_t e = range_.begin; e < range_.end; ++e) {
           const uint8_t have = it == groups_.end() ? 0 : it->second.have[e - range_.begin];
-          if (native == KeyRole::kNativeGateUp) {
-            if (!(have & 1)) missing(KeyRole::kHfGate, lk, e);
-            if (!(have & 2)) missing(KeyRole::kHfUp, lk, e);
-          } else if (!(have & 1)) {
-            missing(KeyRole::kHfDown, lk, e);
+          for (const RolePair* pair : pairs) {
+            if (!(have & (1 << pair->block))) missing(pair->hf, lk, e);
           }
         }
       }
@@ -396,10 +405,10 @@ class FromHfSession final : public FromHfConverter {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": per-expert LoRA ", KeyRoleName(role),
                                                      " must be 2-D, got ", ShapeString(in.shape)));
     }
-    const int sub = SubIndex(role);
-    const int64_t r = (role == KeyRole::kHfLoraGateA || role == KeyRole::kHfLoraUpA || role == KeyRole::kHfLoraDownA)
-                          ? in.shape[0]
-                          : in.shape[1];
+    const int sub = SubOf(role);
+    const int out_idx = OutIndex(lora_subs_[sub]->grouped);
+    // HF lora_A is [r, in], lora_B [out, r].
+    const int64_t r = IsLoraA(lora_subs_[sub]->grouped) ? in.shape[0] : in.shape[1];
     Shape want = PerExpertLoraShape(role, opts_.geometry, r);
     if (r <= 0 || in.shape != want) {
       return absl::InvalidArgumentError(
@@ -409,11 +418,11 @@ class FromHfSession final : public FromHfConverter {
     auto it = lora_.find(lk);
     if (it != lora_.end()) {
       const LoraGroup& grp = it->second;
-      const int pair = sub < 4 ? 0 : 1;
-      if (grp.rank[pair] >= 0 && grp.rank[pair] != r) {
+      const int proj = out_idx / 2;
+      if (grp.rank[proj] >= 0 && grp.rank[proj] != r) {
         return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": LoRA rank ", r,
-                                                       " differs from rank ", grp.rank[pair],
-                                                       " of the other ", pair == 0 ? "gate/up" : "down",
+                                                       " differs from rank ", grp.rank[proj],
+                                                       " of the other ", proj == 0 ? "gate/up" : "down",
                                                        " LoRA tensors of this layer"));
       }
       if (grp.dtype_set && grp.dtype != in.dtype) {
@@ -424,14 +433,14 @@ class FromHfSession final : public FromHfConverter {
       if (!grp.have[sub].empty() && grp.have[sub][plan.expert]) {
         return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor"));
       }
-      if (grp.emitted[OutIndex(sub)]) {
+      if (grp.emitted[out_idx]) {
         return absl::InvalidArgumentError(absl::StrCat("key ", Quote(in.name), ": duplicate expert tensor (group already complete)"));
       }
-      if (grp.out[OutIndex(sub)].data.data() == nullptr) {
-        ASSIGN_OR_RETURN(plan.hold_bytes, LoraOutBytes(in.name, OutIndex(sub), r, in.dtype));
+      if (grp.out[out_idx].data.data() == nullptr) {
+        ASSIGN_OR_RETURN(plan.hold_bytes, LoraOutBytes(in.name, out_idx, r, in.dtype));
       }
     } else {
-      ASSIGN_OR_RETURN(size_t out_bytes, LoraOutBytes(in.name, OutIndex(sub), r, in.dtype));
+      ASSIGN_OR_RETURN(size_t out_bytes, LoraOutBytes(in.name, out_idx, r, in.dtype));
       plan.hold_bytes = out_bytes + LoraFlagBytes() + KeyFootprint(plan.prefix.size());
     }
     plan.kind = TensorPlan::Kind::kWhole;
@@ -450,15 +459,24 @@ class FromHfSession final : public FromHfConverter {
     return static_cast<size_t>(*numel) * DTypeSize(dt);
   }
 
-  // What a layer's LoRA group keeps besides its outputs: six have-flags of E.
-  size_t LoraFlagBytes() const { return 6 * static_cast<size_t>(opts_.geometry.num_experts); }
+  // What a layer's LoRA group keeps besides its outputs: have-flags of E per sub.
+  size_t LoraFlagBytes() const { return lora_subs_.size() * static_cast<size_t>(opts_.geometry.num_experts); }
+
+  // SubOf(): the index of per-expert LoRA role `role` in lora_subs_.
+  int SubOf(KeyRole role) const {
+    for (size_t i = 0; i < lora_subs_.size(); ++i) {
+      if (lora_subs_[i]->hf == role) return static_cast<int>(i);
+    }
+    return -1;
+  }
 
   absl::Status AddLoraPerExpert(const TensorPlan& plan, KeyRole role, const Tensor& in, const TensorSink& sink) {
     const Geometry& g = opts_.geometry;
-    const int64_t E = g.num_experts, I = g.moe_intermediate_size;
-    const int sub = SubIndex(role);
-    const int out_idx = OutIndex(sub);
-    const int64_t r = (sub == 0 || sub == 1 || sub == 4) ? in.shape[0] : in.shape[1];
+    const int64_t E = g.num_experts;
+    const int sub = SubOf(role);
+    const RolePair& pair = *lora_subs_[sub];
+    const int out_idx = OutIndex(pair.grouped);
+    const int64_t r = IsLoraA(pair.grouped) ? in.shape[0] : in.shape[1];
     auto [lit, fresh] = lora_.try_emplace(LayerKey{plan.prefix, plan.layer});
     if (fresh) kept_ += LoraFlagBytes() + KeyFootprint(plan.prefix.size());
     LoraGroup& grp = lit->second;
@@ -466,50 +484,41 @@ class FromHfSession final : public FromHfConverter {
       grp.dtype = in.dtype;
       grp.dtype_set = true;
     }
-    grp.rank[sub < 4 ? 0 : 1] = r;
+    grp.rank[out_idx / 2] = r;
     if (grp.have[sub].empty()) grp.have[sub].assign(E, 0);
     Tensor& out = grp.out[out_idx];
     if (out.data.data() == nullptr) {
-      out = Tensor::Allocate(in.dtype, NativeLoraShape(kLoraOutRoles[out_idx], g, r));
+      out = Tensor::Allocate(in.dtype, NativeLoraShape(pair.grouped, g, r));
       held_ += out.nbytes();
     }
     const size_t elem = DTypeSize(in.dtype);
     const int64_t e = plan.expert;
     const int64_t rows = in.shape[0], cols = in.shape[1];
-    const int64_t slot_elems = out.shape[1] * out.shape[2];
+    const int64_t slot_cols = out.shape[2];
+    const int64_t slot_elems = out.shape[1] * slot_cols;
     uint8_t* slot = out.mutable_data() + e * slot_elems * elem;
-    if (sub == 0 || sub == 1) {
+    if (pair.block == RolePair::kShared && SharedSlotFilled(grp, sub, e)) {
       // gate/up lora_A [r, H] share one grouped A_gu[e] = A^T [H, r]: the
       // second to arrive must equal the first, bit for bit (spec §15.3).
-      const int other = 1 - sub;
-      const bool other_there = !grp.have[other].empty() && grp.have[other][e];
-      if (other_there) {
-        std::vector<uint8_t> tmp(static_cast<size_t>(slot_elems) * elem);
-        TransposeBytes(in.data.data(), cols, tmp.data(), rows, rows, cols, elem);
-        if (std::memcmp(tmp.data(), slot, tmp.size()) != 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "key ", Quote(plan.input.name), ": gate_proj.lora_A and up_proj.lora_A of expert ", e, " in layer ",
-              plan.layer, " differ; the grouped format shares one lora_A between gate and up"));
-        }
-      } else {
-        TransposeBytes(in.data.data(), cols, slot, rows, rows, cols, elem);
+      std::vector<uint8_t> tmp(static_cast<size_t>(slot_elems) * elem);
+      TransposeBytes(in.data.data(), cols, tmp.data(), slot_cols, rows, cols, elem);
+      if (std::memcmp(tmp.data(), slot, tmp.size()) != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "key ", Quote(plan.input.name), ": ", SharedNames(pair.grouped), " of expert ", e, " in layer ",
+            plan.layer, " differ; the grouped format shares one lora_A between gate and up"));
       }
-    } else if (sub == 2 || sub == 3) {
-      // gate/up lora_B [I, r] -> columns [0, I) / [I, 2I) of B_gu[e] [r, 2I].
-      TransposeBytes(in.data.data(), cols, slot + (sub == 3 ? I : 0) * elem, 2 * I, rows, cols, elem);
     } else {
-      // down lora_A [r, I] -> A_dn[e] [I, r]; down lora_B [H, r] -> B_dn[e] [r, H].
-      TransposeBytes(in.data.data(), cols, slot, rows, rows, cols, elem);
+      // Each part [W, r] (or [r, W]) is its block of the slot, transposed
+      // (gate/up lora_B [I, r] -> columns [0, I) / [I, 2I) of B_gu[e] [r, 2I]).
+      TransposeBytes(in.data.data(), cols, slot + BlockOffset(pair, slot_cols) * elem, slot_cols, rows, cols, elem);
     }
     grp.have[sub][e] = 1;
     ++grp.count[sub];
-    // Emit an output once every sub-role feeding it has all E experts.
-    const int first = out_idx == 0 ? 0 : out_idx == 1 ? 2 : out_idx + 2;
-    const int last = out_idx < 2 ? first + 1 : first;
-    for (int s = first; s <= last; ++s) {
-      if (grp.count[s] != E) return absl::OkStatus();
+    // Emit an output once every sub feeding it has all E experts.
+    for (size_t s = 0; s < lora_subs_.size(); ++s) {
+      if (lora_subs_[s]->grouped == pair.grouped && grp.count[s] != E) return absl::OkStatus();
     }
-    std::string key = family_.all->Format(kLoraOutRoles[out_idx], KeyParts{plan.prefix, plan.layer, -1});
+    std::string key = family_.all().Format(pair.grouped, KeyParts{plan.prefix, plan.layer, -1});
     Tensor done = std::move(out);
     out = Tensor();
     held_ -= done.nbytes();
@@ -518,23 +527,44 @@ class FromHfSession final : public FromHfConverter {
     return sink(NamedTensor{std::move(key), std::move(done)});
   }
 
+  // SharedSlotFilled(): another sub sharing sub's slot already wrote expert e.
+  bool SharedSlotFilled(const LoraGroup& grp, int sub, int64_t e) const {
+    for (size_t s = 0; s < lora_subs_.size(); ++s) {
+      if (static_cast<int>(s) != sub && lora_subs_[s]->grouped == lora_subs_[sub]->grouped &&
+          !grp.have[s].empty() && grp.have[s][e]) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // SharedNames(): "gate_proj.lora_A and up_proj.lora_A" for messages.
+  std::string SharedNames(KeyRole grouped) const {
+    std::vector<std::string> names;
+    for (const RolePair* p : lora_subs_) {
+      if (p->grouped == grouped) names.emplace_back(KeyRoleName(p->hf));
+    }
+    return absl::StrJoin(names, " and ");
+  }
+
   absl::Status CheckLoraComplete() {
     const int64_t E = opts_.geometry.num_experts;
+    const size_t n = lora_subs_.size();
     for (const auto& [lk, grp] : lora_) {
       // gate and up come together (one shared A, one B across 2I); A with B.
-      const bool gu = grp.count[0] || grp.count[1] || grp.count[2] || grp.count[3];
-      const bool dn = grp.count[4] || grp.count[5];
-      for (int s = 0; s < 6; ++s) {
-        if ((s < 4 && !gu) || (s >= 4 && !dn) || grp.count[s] == E) continue;
+      bool proj_seen[2] = {false, false};
+      for (size_t s = 0; s < n; ++s) proj_seen[OutIndex(lora_subs_[s]->grouped) / 2] |= grp.count[s] > 0;
+      for (size_t s = 0; s < n; ++s) {
+        const KeyRole hf = lora_subs_[s]->hf;
+        if (!proj_seen[OutIndex(lora_subs_[s]->grouped) / 2] || grp.count[s] == E) continue;
         IdsList absent;  // E may be 2^24: only what the message shows is kept
         for (int64_t e = 0; e < E; ++e) {
           if (grp.have[s].empty() || !grp.have[s][e]) absent.Add(e);
         }
-        std::string example = family_.all->Format(kSubRoles[s], KeyParts{lk.first, lk.second, absent.front()});
+        std::string example = family_.all().Format(hf, KeyParts{lk.first, lk.second, absent.front()});
         return absl::InvalidArgumentError(absl::StrCat(
-            "per-expert LoRA of layer ", lk.second, " is incomplete: ", KeyRoleName(kSubRoles[s]), " has ",
-            grp.count[s], " of E=", E, " experts, missing ids ", absent.Text(), " (first missing key ", Quote(example),
-            ")"));
+            "per-expert LoRA of layer ", lk.second, " is incomplete: ", KeyRoleName(hf), " has ", grp.count[s],
+            " of E=", E, " experts, missing ids ", absent.Text(), " (first missing key ", Quote(example), ")"));
       }
     }
     return absl::OkStatus();
@@ -552,21 +582,21 @@ class FromHfSession final : public FromHfConverter {
     }
     plan.kind = TensorPlan::Kind::kWhole;
     if (pw_layout_) {
-      if (!ParamWrapperFit(role, *pw_layout_, in.shape, g)) {
+      if (!ParamWrapperFit(pw_rows_, role, *pw_layout_, in.shape, g)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "key ", Quote(in.name), ": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
-            ParamWrapperExpectation(role, *pw_layout_, g), " for layout ", LoraLayoutName(*pw_layout_), " (",
+            ParamWrapperExpectation(pw_rows_, role, *pw_layout_, g), " for layout ", LoraLayoutName(*pw_layout_), " (",
             pw_layout_source_, ")"));
       }
       return plan;
     }
-    const bool v18 = ParamWrapperFit(role, LoraLayout::kPeftV018, in.shape, g).has_value();
-    const bool v19 = ParamWrapperFit(role, LoraLayout::kPeftV019, in.shape, g).has_value();
+    const ShapeFit fit = FitParamWrapperShape(pw_rows_, role, in.shape, g);
+    const bool v18 = fit.v18.has_value(), v19 = fit.v19.has_value();
     if (!v18 && !v19) {
       return absl::InvalidArgumentError(absl::StrCat(
           "key ", Quote(in.name), ": ParamWrapper LoRA tensor has shape ", ShapeString(in.shape), ", expected ",
-          ParamWrapperExpectation(role, LoraLayout::kPeftV019, g), " (peft-v0.19) or ",
-          ParamWrapperExpectation(role, LoraLayout::kPeftV018, g), " (peft-v0.18)"));
+          ParamWrapperExpectation(pw_rows_, role, LoraLayout::kPeftV019, g), " (peft-v0.19) or ",
+          ParamWrapperExpectation(pw_rows_, role, LoraLayout::kPeftV018, g), " (peft-v0.18)"));
     }
     if (v18 != v19) {
       const LoraLayout fits = v19 ? LoraLayout::kPeftV019 : LoraLayout::kPeftV018;
@@ -606,8 +636,8 @@ class FromHfSession final : public FromHfConverter {
 
   absl::Status EmitParamWrapper(const std::string& name, KeyRole role, const std::string& prefix, int64_t layer,
                                 LoraLayout layout, const Tensor& in, const TensorSink& sink) {
-    ASSIGN_OR_RETURN(Tensor native, ParamWrapperToNative(name, role, layout, in, opts_.geometry));
-    std::string key = family_.all->Format(NativeRoleForParamWrapper(role, layout), KeyParts{prefix, layer, -1});
+    ASSIGN_OR_RETURN(Tensor native, ParamWrapperToNative(pw_rows_, name, role, layout, in, opts_.geometry));
+    std::string key = family_.all().Format(NativeRoleForParamWrapper(pw_rows_, role, layout), KeyParts{prefix, layer, -1});
     RETURN_IF_ERROR(registry_.Claim(key));
     return sink(NamedTensor{std::move(key), std::move(native)});
   }
@@ -623,6 +653,8 @@ class FromHfSession final : public FromHfConverter {
   ConvertOptions opts_;
   Device device_;
   const ModelFamily& family_;
+  std::vector<const RolePair*> lora_subs_;  // the family's per-expert LoRA pairs
+  absl::Span<const PwRow> pw_rows_ = family_.spec().param_wrapper_rows;
   ExpertRange range_;
   std::optional<DType> target_;
   InputRegistry inputs_;
@@ -658,7 +690,8 @@ absl::StatusOr<std::unique_ptr<FromHfConverter>> FromHfConverter::Create(const C
   } else if (!options.lora_layout && !options.adapter_config_json.empty()) {
     ASSIGN_OR_RETURN(layout, LayoutFromAdapterConfig(options.adapter_config_json, &source));
   }
-  auto session = std::make_unique<FromHfSession>(options, layout, device);
+  ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  auto session = std::make_unique<FromHfSession>(options, *family, layout, device);
   session->pw_layout_source_ = source;
   return std::unique_ptr<FromHfConverter>(std::move(session));
 }

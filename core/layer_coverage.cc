@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/internal/status_macros.h"
-#include "core/qwen3_moe.h"
+#include "core/family_registry.h"
 #include "core/session_common.h"
 #include "moe_adapter/converter.h"
 
@@ -14,15 +14,13 @@ absl::Status CheckMoeLayerCoverage(const ConvertOptions& options, const std::vec
                                    bool native_keys) {
   const Geometry& g = options.geometry;
   if (!g.has_layer_plan()) return absl::OkStatus();
-  const ModelFamily& family = Qwen3MoeFamily();
+  ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
   std::set<int64_t> layers;
   for (const std::string& key : keys) {
     KeyParts parts;
-    absl::StatusOr<KeyRole> role = (native_keys ? family.native : family.hf)->Classify(key, &parts);
+    absl::StatusOr<KeyRole> role = (native_keys ? family->native() : family->hf()).Classify(key, &parts);
     if (!role.ok()) continue;  // the session reports malformed keys with their context
-    const bool base = native_keys ? (*role == KeyRole::kNativeGateUp || *role == KeyRole::kNativeDown)
-                                  : (*role == KeyRole::kHfGate || *role == KeyRole::kHfUp || *role == KeyRole::kHfDown);
-    if (base) layers.insert(parts.layer);
+    if (family->IsBaseRole(*role)) layers.insert(parts.layer);
   }
   if (layers.empty()) return absl::OkStatus();
   std::vector<int64_t> absent;

@@ -12,61 +12,46 @@ namespace moe_adapter {
 using safetensors::Quote;
 namespace {
 
-// Which geometry dim a tensor's non-rank side has.
-enum class Dim { kH, kI, k2I };
-
-int64_t DimValue(Dim d, const Geometry& g) {
+int64_t DimValue(LoraDim d, const Geometry& g) {
   switch (d) {
-    case Dim::kH: return g.hidden_size;
-    case Dim::kI: return g.moe_intermediate_size;
-    case Dim::k2I: return 2 * g.moe_intermediate_size;
+    case LoraDim::kH: return g.hidden_size;
+    case LoraDim::kI: return g.moe_intermediate_size;
+    case LoraDim::k2I: return 2 * g.moe_intermediate_size;
   }
   return 0;
 }
 
-const char* DimName(Dim d) {
+const char* DimName(LoraDim d) {
   switch (d) {
-    case Dim::kH: return "H";
-    case Dim::kI: return "I";
-    case Dim::k2I: return "2I";
+    case LoraDim::kH: return "H";
+    case LoraDim::kI: return "I";
+    case LoraDim::k2I: return "2I";
   }
   return "?";
 }
 
-// One ParamWrapper tensor of one layout. The HF 2-D tensor viewed as 3-D is
-// native.permute(perm): [E, r, D] when the rank sits on the rows (lora_A,
-// row e*r+k), [D, r, E] when it sits on the columns (lora_B, column k*E+e).
-struct PwRow {
-  LoraLayout layout;
-  KeyRole pw;
-  KeyRole native;
-  std::array<int, 3> perm;
-  Dim fixed;
-  bool rank_on_rows;
-};
-
 constexpr PwRow kPwRows[] = {
     // PEFT <= 0.18 (the reference snapshot, spec §6.1): 3-D params read as [E, in, out].
-    {LoraLayout::kPeftV018, KeyRole::kPwGateUpLoraA, KeyRole::kNativeLoraGateUpB, {0, 1, 2}, Dim::k2I, true},
-    {LoraLayout::kPeftV018, KeyRole::kPwGateUpLoraB, KeyRole::kNativeLoraGateUpA, {1, 2, 0}, Dim::kH, false},
-    {LoraLayout::kPeftV018, KeyRole::kPwDownLoraA, KeyRole::kNativeLoraDownB, {0, 1, 2}, Dim::kH, true},
-    {LoraLayout::kPeftV018, KeyRole::kPwDownLoraB, KeyRole::kNativeLoraDownA, {1, 2, 0}, Dim::kI, false},
+    {LoraLayout::kPeftV018, KeyRole::kPwGateUpLoraA, KeyRole::kNativeLoraGateUpB, {0, 1, 2}, LoraDim::k2I, true},
+    {LoraLayout::kPeftV018, KeyRole::kPwGateUpLoraB, KeyRole::kNativeLoraGateUpA, {1, 2, 0}, LoraDim::kH, false},
+    {LoraLayout::kPeftV018, KeyRole::kPwDownLoraA, KeyRole::kNativeLoraDownB, {0, 1, 2}, LoraDim::kH, true},
+    {LoraLayout::kPeftV018, KeyRole::kPwDownLoraB, KeyRole::kNativeLoraDownA, {1, 2, 0}, LoraDim::kI, false},
     // PEFT >= 0.19.1 (spec §13.1): in/out swapped for non-transposed params.
-    {LoraLayout::kPeftV019, KeyRole::kPwGateUpLoraA, KeyRole::kNativeLoraGateUpA, {0, 2, 1}, Dim::kH, true},
-    {LoraLayout::kPeftV019, KeyRole::kPwGateUpLoraB, KeyRole::kNativeLoraGateUpB, {2, 1, 0}, Dim::k2I, false},
-    {LoraLayout::kPeftV019, KeyRole::kPwDownLoraA, KeyRole::kNativeLoraDownA, {0, 2, 1}, Dim::kI, true},
-    {LoraLayout::kPeftV019, KeyRole::kPwDownLoraB, KeyRole::kNativeLoraDownB, {2, 1, 0}, Dim::kH, false},
+    {LoraLayout::kPeftV019, KeyRole::kPwGateUpLoraA, KeyRole::kNativeLoraGateUpA, {0, 2, 1}, LoraDim::kH, true},
+    {LoraLayout::kPeftV019, KeyRole::kPwGateUpLoraB, KeyRole::kNativeLoraGateUpB, {2, 1, 0}, LoraDim::k2I, false},
+    {LoraLayout::kPeftV019, KeyRole::kPwDownLoraA, KeyRole::kNativeLoraDownA, {0, 2, 1}, LoraDim::kI, true},
+    {LoraLayout::kPeftV019, KeyRole::kPwDownLoraB, KeyRole::kNativeLoraDownB, {2, 1, 0}, LoraDim::kH, false},
 };
 
-const PwRow* FindByPw(KeyRole pw, LoraLayout layout) {
-  for (const PwRow& r : kPwRows) {
+const PwRow* FindByPw(absl::Span<const PwRow> rows, KeyRole pw, LoraLayout layout) {
+  for (const PwRow& r : rows) {
     if (r.pw == pw && r.layout == layout) return &r;
   }
   return nullptr;
 }
 
-const PwRow* FindByNative(KeyRole native, LoraLayout layout) {
-  for (const PwRow& r : kPwRows) {
+const PwRow* FindByNative(absl::Span<const PwRow> rows, KeyRole native, LoraLayout layout) {
+  for (const PwRow& r : rows) {
     if (r.native == native && r.layout == layout) return &r;
   }
   return nullptr;
@@ -79,6 +64,8 @@ std::array<int, 3> Inverse(const std::array<int, 3>& p) {
 }
 
 }  // namespace
+
+absl::Span<const PwRow> PeftParamWrapperRows() { return kPwRows; }
 
 bool IsParamWrapperRole(KeyRole role) {
   return role >= KeyRole::kPwGateUpLoraA && role <= KeyRole::kPwDownLoraB;
@@ -114,19 +101,19 @@ Shape PerExpertLoraShape(KeyRole role, const Geometry& g, int64_t r) {
   }
 }
 
-KeyRole NativeRoleForParamWrapper(KeyRole pw_role, LoraLayout layout) {
-  const PwRow* row = FindByPw(pw_role, layout);
+KeyRole NativeRoleForParamWrapper(absl::Span<const PwRow> rows, KeyRole pw_role, LoraLayout layout) {
+  const PwRow* row = FindByPw(rows, pw_role, layout);
   return row ? row->native : KeyRole::kOther;
 }
 
-KeyRole ParamWrapperRoleForNative(KeyRole native_role, LoraLayout layout) {
-  const PwRow* row = FindByNative(native_role, layout);
+KeyRole ParamWrapperRoleForNative(absl::Span<const PwRow> rows, KeyRole native_role, LoraLayout layout) {
+  const PwRow* row = FindByNative(rows, native_role, layout);
   return row ? row->pw : KeyRole::kOther;
 }
 
-std::optional<int64_t> ParamWrapperFit(KeyRole pw_role, LoraLayout layout, const Shape& shape,
-                                       const Geometry& g) {
-  const PwRow* row = FindByPw(pw_role, layout);
+std::optional<int64_t> ParamWrapperFit(absl::Span<const PwRow> rows, KeyRole pw_role, LoraLayout layout,
+                                       const Shape& shape, const Geometry& g) {
+  const PwRow* row = FindByPw(rows, pw_role, layout);
   if (!row || shape.size() != 2) return std::nullopt;
   const int64_t E = g.num_experts;
   const int64_t rank_side = row->rank_on_rows ? shape[0] : shape[1];
@@ -136,8 +123,14 @@ std::optional<int64_t> ParamWrapperFit(KeyRole pw_role, LoraLayout layout, const
   return rank_side / E;
 }
 
-std::string ParamWrapperExpectation(KeyRole pw_role, LoraLayout layout, const Geometry& g) {
-  const PwRow* row = FindByPw(pw_role, layout);
+ShapeFit FitParamWrapperShape(absl::Span<const PwRow> rows, KeyRole pw_role, const Shape& shape, const Geometry& g) {
+  return {ParamWrapperFit(rows, pw_role, LoraLayout::kPeftV019, shape, g),
+          ParamWrapperFit(rows, pw_role, LoraLayout::kPeftV018, shape, g)};
+}
+
+std::string ParamWrapperExpectation(absl::Span<const PwRow> rows, KeyRole pw_role, LoraLayout layout,
+                                    const Geometry& g) {
+  const PwRow* row = FindByPw(rows, pw_role, layout);
   if (!row) return "(not a ParamWrapper tensor)";
   const std::string fixed = absl::StrCat(DimName(row->fixed), "=", DimValue(row->fixed, g));
   const std::string rank = absl::StrCat("r*E (a multiple of E=", g.num_experts, ")");
@@ -145,15 +138,15 @@ std::string ParamWrapperExpectation(KeyRole pw_role, LoraLayout layout, const Ge
                            : absl::StrCat("[", fixed, ", ", rank, "]");
 }
 
-absl::StatusOr<Tensor> ParamWrapperToNative(absl::string_view key, KeyRole pw_role,
+absl::StatusOr<Tensor> ParamWrapperToNative(absl::Span<const PwRow> rows, absl::string_view key, KeyRole pw_role,
                                             LoraLayout layout, const Tensor& hf,
                                             const Geometry& g) {
-  const PwRow* row = FindByPw(pw_role, layout);
-  std::optional<int64_t> r = ParamWrapperFit(pw_role, layout, hf.shape, g);
+  const PwRow* row = FindByPw(rows, pw_role, layout);
+  std::optional<int64_t> r = ParamWrapperFit(rows, pw_role, layout, hf.shape, g);
   if (!row || !r) {
     return absl::InvalidArgumentError(absl::StrCat(
         "key ", Quote(key), ": ParamWrapper LoRA tensor has shape ", ShapeString(hf.shape),
-        ", expected ", ParamWrapperExpectation(pw_role, layout, g), " for layout ",
+        ", expected ", ParamWrapperExpectation(rows, pw_role, layout, g), " for layout ",
         LoraLayoutName(layout)));
   }
   const int64_t E = g.num_experts;
@@ -166,9 +159,9 @@ absl::StatusOr<Tensor> ParamWrapperToNative(absl::string_view key, KeyRole pw_ro
   return out;
 }
 
-Tensor NativeToParamWrapper(KeyRole native_role, LoraLayout layout, const Tensor& native,
-                            const Geometry& g) {
-  const PwRow* row = FindByNative(native_role, layout);
+Tensor NativeToParamWrapper(absl::Span<const PwRow> rows, KeyRole native_role, LoraLayout layout,
+                            const Tensor& native, const Geometry& g) {
+  const PwRow* row = FindByNative(rows, native_role, layout);
   const std::array<int64_t, 3> nat = {native.shape[0], native.shape[1], native.shape[2]};
   const std::array<int64_t, 3> hf3 = {nat[row->perm[0]], nat[row->perm[1]], nat[row->perm[2]]};
   Shape hf_shape = row->rank_on_rows ? Shape{hf3[0] * hf3[1], hf3[2]} : Shape{hf3[0], hf3[1] * hf3[2]};

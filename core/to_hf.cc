@@ -10,7 +10,8 @@
 #include "core/key_mapping.h"
 #include "core/lora_layouts.h"
 #include "core/permute.h"
-#include "core/qwen3_moe.h"
+#include "core/family_registry.h"
+#include "core/model_family.h"
 #include "core/safetensors_format.h"
 #include "core/session_common.h"
 #include "core/transpose.h"
@@ -24,13 +25,13 @@ namespace {
 
 class ToHfSession final : public ToHfConverter {
  public:
-  ToHfSession(const ConvertOptions& o, const Device& device)
+  ToHfSession(const ConvertOptions& o, const ModelFamily& family, const Device& device)
       : opts_(o),
         device_(device),
-        family_(Qwen3MoeFamily()),
+        family_(family),
         exclude_(o.exclude_key_regex),
         range_(EpRange(o.geometry.num_experts, o.ep_size, o.ep_rank)),
-        layout_(o.lora_layout.value_or(LoraLayout::kPeftV019)) {
+        layout_(LoraLayoutToWrite(o, family)) {
     if (range_.size() == 0) warnings_.push_back(EmptyRangeWarning(o, range_.size()));
   }
 
@@ -39,7 +40,7 @@ class ToHfSession final : public ToHfConverter {
     TensorPlan plan;
     plan.input = in;
     KeyParts parts;
-    ASSIGN_OR_RETURN(KeyRole role, family_.native->Classify(in.name, &parts));
+    ASSIGN_OR_RETURN(KeyRole role, family_.native().Classify(in.name, &parts));
     plan.role = static_cast<int>(role);
     plan.prefix = parts.prefix;
     plan.layer = parts.layer;
@@ -98,14 +99,13 @@ class ToHfSession final : public ToHfConverter {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": slab ", index, " out of range"));
     }
     const Geometry& g = opts_.geometry;
-    const int64_t H = g.hidden_size, I = g.moe_intermediate_size;
     const DType src = plan.input.dtype;
     const DType dst = opts_.dtype.value_or(src);
     KeyParts parts{plan.prefix, plan.layer, range_.begin + index};
     const KeyRole role = static_cast<KeyRole>(plan.role);
     if (device_.accelerator) {
       // One expert slab on the device (a server streams slab by slab).
-      Shape shape = {1, role == KeyRole::kNativeGateUp ? H : I, role == KeyRole::kNativeGateUp ? 2 * I : H};
+      Shape shape = {1, BaseSlot(role, g).rows, BaseSlot(role, g).cols};
       Tensor whole{plan.input.dtype, std::move(shape), Bytes::Wrap(slab, plan.slab_bytes, nullptr)};
       TensorPlan one = plan;
       one.num_slabs = 1;
@@ -115,26 +115,20 @@ class ToHfSession final : public ToHfConverter {
       range_ = saved;
       return s;
     }
-    if (role == KeyRole::kNativeGateUp) {
-      // G[e] is [H, 2I]: gate = columns [0, I), up = columns [I, 2I), each transposed to [I, H].
-      const KeyRole outs[2] = {KeyRole::kHfGate, KeyRole::kHfUp};
-      for (int half = 0; half < 2; ++half) {
-        std::string key = family_.all->Format(outs[half], parts);
-        if (exclude_.Excludes(key)) continue;
-        RETURN_IF_ERROR(registry_.Claim(key));
-        Tensor t = Tensor::Allocate(dst, {I, H});
-        TransposeCast({slab + half * I * DTypeSize(src), src, 2 * I, t.mutable_data(), dst, H, H, I});
-        RETURN_IF_ERROR(sink(NamedTensor{std::move(key), std::move(t)}));
-      }
-      return absl::OkStatus();
+    // The slot G[e] is [R, C] (gate_up [H, 2I], down [I, H]); each HF part
+    // is its block of W columns, transposed to [W, R].
+    const GroupedSlot slot = BaseSlot(role, g);
+    for (const RolePair* pair : family_.PairsInto(role)) {
+      std::string key = family_.all().Format(pair->hf, parts);
+      if (exclude_.Excludes(key)) continue;
+      RETURN_IF_ERROR(registry_.Claim(key));
+      const int64_t W = BlockWidth(*pair, slot.cols);
+      Tensor t = Tensor::Allocate(dst, {W, slot.rows});
+      TransposeCast({slab + BlockOffset(*pair, slot.cols) * DTypeSize(src), src, slot.cols, t.mutable_data(), dst,
+                     slot.rows, slot.rows, W});
+      RETURN_IF_ERROR(sink(NamedTensor{std::move(key), std::move(t)}));
     }
-    // D[e] is [I, H]; down_proj is [H, I].
-    std::string key = family_.all->Format(KeyRole::kHfDown, parts);
-    if (exclude_.Excludes(key)) return absl::OkStatus();
-    RETURN_IF_ERROR(registry_.Claim(key));
-    Tensor t = Tensor::Allocate(dst, {H, I});
-    TransposeCast({slab, src, H, t.mutable_data(), dst, I, I, H});
-    return sink(NamedTensor{std::move(key), std::move(t)});
+    return absl::OkStatus();
   }
 
   absl::Status ClaimPassThrough(const TensorPlan& plan) override { return registry_.ClaimPassThrough(plan); }
@@ -171,7 +165,7 @@ class ToHfSession final : public ToHfConverter {
       if (!g.IsMoeLayer(l)) continue;
       for (KeyRole role : {KeyRole::kNativeGateUp, KeyRole::kNativeDown}) {
         if (!covered_.count({l, static_cast<int>(role)}) && ++n <= 5) {
-          missing.push_back(absl::StrCat("layers.", l, ".mlp.experts.", KeyRoleName(role)));
+          missing.push_back(family_.all().Format(role, KeyParts{"", l, -1}));
         }
       }
     }
@@ -219,11 +213,12 @@ class ToHfSession final : public ToHfConverter {
       RETURN_IF_ERROR(
           device_.accelerator->ToHf(nullptr, in.data.data(), n, H, I, in.dtype, dst, nullptr, nullptr, p1.data()));
     }
+    // The kernels write the parts in block order: gate (or down), then up.
+    const std::vector<const RolePair*> pairs = family_.PairsInto(role);
     for (int64_t e = 0; e < n; ++e) {
       KeyParts parts{plan.prefix, plan.layer, range_.begin + e};
-      RETURN_IF_ERROR(Emit(family_.all->Format(gate_up ? KeyRole::kHfGate : KeyRole::kHfDown, parts),
-                           std::move(first[e]), sink));
-      if (gate_up) RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfUp, parts), std::move(second[e]), sink));
+      RETURN_IF_ERROR(Emit(family_.all().Format(pairs[0]->hf, parts), std::move(first[e]), sink));
+      if (gate_up) RETURN_IF_ERROR(Emit(family_.all().Format(pairs[1]->hf, parts), std::move(second[e]), sink));
     }
     return absl::OkStatus();
   }
@@ -231,47 +226,36 @@ class ToHfSession final : public ToHfConverter {
   absl::Status LoraParamWrapper(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
     const KeyRole role = static_cast<KeyRole>(plan.role);
     KeyParts parts{plan.prefix, plan.layer, -1};
-    std::string key = family_.all->Format(ParamWrapperRoleForNative(role, layout_), parts);
+    const absl::Span<const PwRow> rows = family_.spec().param_wrapper_rows;
+    std::string key = family_.all().Format(ParamWrapperRoleForNative(rows, role, layout_), parts);
     if (exclude_.Excludes(key)) return absl::OkStatus();
-    return Emit(std::move(key), NativeToParamWrapper(role, layout_, in, opts_.geometry), sink);
+    return Emit(std::move(key), NativeToParamWrapper(rows, role, layout_, in, opts_.geometry), sink);
   }
 
-  // Legacy per-expert split (spec §6.2): per expert, A^T / B^T slices; the
-  // shared gate/up A is written under both names.
+  // Legacy per-expert split (spec §6.2): per expert, each pair's block of
+  // the slot, transposed; a shared slot (the gate/up A) is written under
+  // every name that shares it.
   absl::Status LoraPerExpert(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
     const KeyRole role = static_cast<KeyRole>(plan.role);
     const size_t elem = DTypeSize(in.dtype);
     const int64_t E = in.shape[0], d1 = in.shape[1], d2 = in.shape[2];
-    const int64_t I = opts_.geometry.moe_intermediate_size;
+    const std::vector<const RolePair*> pairs = family_.PairsInto(role);
     for (int64_t e = 0; e < E; ++e) {
       const uint8_t* slab = in.data.data() + e * d1 * d2 * elem;
       KeyParts parts{plan.prefix, plan.layer, e};
-      auto transposed = [&](const uint8_t* src, int64_t ld, int64_t rows, int64_t cols) {
-        Tensor t = Tensor::Allocate(in.dtype, {cols, rows});
-        TransposeBytes(src, ld, t.mutable_data(), rows, rows, cols, elem);
-        return t;
-      };
-      switch (role) {
-        case KeyRole::kNativeLoraGateUpA: {  // [H, r] -> [r, H], twice
-          Tensor t = transposed(slab, d2, d1, d2);
-          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraGateA, parts), t, sink));
-          Tensor copy{t.dtype, t.shape, Bytes::CopyOf(t.data.data(), t.nbytes())};
-          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraUpA, parts), std::move(copy), sink));
-          break;
+      Tensor shared;
+      for (const RolePair* pair : pairs) {
+        std::string key = family_.all().Format(pair->hf, parts);
+        if (pair->block == RolePair::kShared && shared.data.data() != nullptr) {
+          RETURN_IF_ERROR(Emit(std::move(key), Tensor{shared.dtype, shared.shape,
+                                                      Bytes::CopyOf(shared.data.data(), shared.nbytes())}, sink));
+          continue;
         }
-        case KeyRole::kNativeLoraGateUpB:  // [r, 2I]: columns [0,I) gate, [I,2I) up -> [I, r]
-          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraGateB, parts), transposed(slab, d2, d1, I), sink));
-          RETURN_IF_ERROR(
-              Emit(family_.all->Format(KeyRole::kHfLoraUpB, parts), transposed(slab + I * elem, d2, d1, I), sink));
-          break;
-        case KeyRole::kNativeLoraDownA:  // [I, r] -> [r, I]
-          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraDownA, parts), transposed(slab, d2, d1, d2), sink));
-          break;
-        case KeyRole::kNativeLoraDownB:  // [r, H] -> [H, r]
-          RETURN_IF_ERROR(Emit(family_.all->Format(KeyRole::kHfLoraDownB, parts), transposed(slab, d2, d1, d2), sink));
-          break;
-        default:
-          break;
+        const int64_t W = BlockWidth(*pair, d2);
+        Tensor t = Tensor::Allocate(in.dtype, {W, d1});
+        TransposeBytes(slab + BlockOffset(*pair, d2) * elem, d2, t.mutable_data(), d1, d1, W, elem);
+        if (pair->block == RolePair::kShared) shared = t;
+        RETURN_IF_ERROR(Emit(std::move(key), std::move(t), sink));
       }
     }
     return absl::OkStatus();
@@ -294,7 +278,8 @@ class ToHfSession final : public ToHfConverter {
 absl::StatusOr<std::unique_ptr<ToHfConverter>> ToHfConverter::Create(const ConvertOptions& options,
                                                                      const Device& device) {
   RETURN_IF_ERROR(ValidateOptions(options));
-  return std::unique_ptr<ToHfConverter>(new ToHfSession(options, device));
+  ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  return std::unique_ptr<ToHfConverter>(new ToHfSession(options, *family, device));
 }
 
 absl::Status ToHfConverter::Convert(const NamedTensor& input, const TensorSink& sink) {

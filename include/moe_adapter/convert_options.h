@@ -39,6 +39,10 @@ struct Geometry {
   // config.json's `dtype` (transformers 5) or `torch_dtype`, when it names an
   // expert dtype: the default target dtype of from_hf.
   std::optional<DType> config_dtype;
+  // The model family config.json names (model_type / architectures), or the
+  // default family when it names none known: set by ParseHfConfig(), empty
+  // when the geometry came from numbers (see ConvertOptions::family).
+  std::string config_family;
 
   bool has_layer_plan() const { return num_hidden_layers.has_value(); }
   // IsMoeLayer(): true when layer `l` has routed experts (always true without a
@@ -46,10 +50,15 @@ struct Geometry {
   bool IsMoeLayer(int64_t l) const;
 };
 
-// ParseHfConfig(): the geometry of a Hugging Face config.json body. Accepts
-// `num_experts` or `num_local_experts` (transformers >= 5), and a nested
-// `text_config` (multimodal wrappers). Errors name the missing or ill-typed field.
+// ParseHfConfig(): the geometry of a Hugging Face config.json body, read
+// through the field names of its model family: the one `family` names, or
+// (empty) the one the config names by model_type / architectures, else the
+// default family "qwen3_moe". For Qwen3-MoE: `num_experts` or
+// `num_local_experts` (transformers >= 5), and a nested `text_config`
+// (multimodal wrappers). Errors name the missing or ill-typed field, or the
+// unknown family.
 absl::StatusOr<Geometry> ParseHfConfig(absl::string_view config_json);
+absl::StatusOr<Geometry> ParseHfConfig(absl::string_view config_json, absl::string_view family);
 
 // LoraLayout: how expert LoRA tensors are laid out on the HF side (spec §15.3).
 enum class LoraLayout {
@@ -65,6 +74,11 @@ absl::string_view LoraLayoutName(LoraLayout layout);
 // ConvertOptions: one request's options. Defaults are the contract's defaults.
 struct ConvertOptions {
   Geometry geometry;
+
+  // The model family (key names, config fields, LoRA targets): empty = the
+  // one config.json named (geometry.config_family), else the default
+  // "qwen3_moe". ValidateOptions() refuses a name no family has.
+  std::string family;
 
   // to_hf: the layout to write (default peft-v0.19). from_hf: how ParamWrapper
   // keys are read; unset = from adapter_config_json's peft_version, else from
@@ -96,9 +110,10 @@ struct ConvertOptions {
   bool partial_checkpoint = false;
 };
 
-// ValidateOptions(): kInvalidArgument for inconsistent options (non-positive
-// geometry, ep_rank outside [0, ep_size), a regex RE2 cannot compile, a
-// non-expert dtype, an adapter config that is not a JSON object...).
+// ValidateOptions(): kInvalidArgument for inconsistent options (an unknown
+// family, non-positive geometry, ep_rank outside [0, ep_size), a regex RE2
+// cannot compile, a non-expert dtype, an adapter config that is not a JSON
+// object, a ParamWrapper layout for a family that offers none...).
 absl::Status ValidateOptions(const ConvertOptions& options);
 
 // GeometrySizes: the expert count and sizes given explicitly (CLI flags, wire

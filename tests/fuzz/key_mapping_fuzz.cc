@@ -1,4 +1,4 @@
-// Fuzzes the key mapping (core/key_mapping.cc, core/qwen3_moe.cc) on
+// Fuzzes the key mapping (core/key_mapping.cc, core/families/) on
 // arbitrary tensor names: every table classifies the name, and a name that
 // matches a row formats back to itself (layer and expert numbers are
 // canonical, so the mapping is a bijection on the names it accepts). The
@@ -8,7 +8,7 @@
 #include <string>
 
 #include "core/key_mapping.h"
-#include "core/qwen3_moe.h"
+#include "core/family_registry.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {
@@ -24,8 +24,8 @@ size_t CountOf(absl::string_view s, absl::string_view token) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace moe_adapter;
   const absl::string_view name(reinterpret_cast<const char*>(data), size);
-  const ModelFamily& family = Qwen3MoeFamily();
-  for (const KeyTable* table : {family.native, family.hf, family.all}) {
+  const ModelFamily& family = DefaultFamily();
+  for (const KeyTable* table : {&family.native(), &family.hf(), &family.all()}) {
     KeyParts parts;
     absl::StatusOr<KeyRole> role = table->Classify(name, &parts);
     if (!role.ok()) {
