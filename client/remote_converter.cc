@@ -1,19 +1,16 @@
-// The remote client (include/moe_adapter/client.h): each session is a gRPC
-// callback reactor on the generic stub, written by the caller's thread and read
-// by the session's own reader thread, so the two directions overlap and large
+// The remote client (include/moe_adapter/client.h): a sync gRPC
+// ClientReaderWriter per session, written by the caller's thread and read by
+// the session's own reader thread, so the two directions overlap and large
 // outputs never stall the inputs. Messages are gRPC byte buffers
 // (protocol/wire_message.h): a tensor's bytes go out as slices of its own memory
 // and come in as gRPC's slices, copied once into the output tensor.
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/sync_stream.h>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -52,13 +49,14 @@ absl::Status FromGrpc(const grpc::Status& s, const ClientOptions& o) {
   }
 }
 
-// MethodName(): "/moe_adapter.v1.MoeAdapter/ToHF" and so on.
-const std::string& MethodName(RemoteRpc rpc) {
+// MethodName(): "/moe_adapter.v1.MoeAdapter/ToHF" and so on, kept for the
+// process (grpc::internal::RpcMethod keeps the pointer).
+const char* MethodName(RemoteRpc rpc) {
   static const std::string* names = new std::string[3]{
       absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/ToHF"),
       absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/FromHF"),
       absl::StrCat("/", v1::MoeAdapter::service_full_name(), "/ConvertTensor")};
-  return names[static_cast<int>(rpc)];
+  return names[static_cast<int>(rpc)].c_str();
 }
 
 void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_token) {
@@ -66,28 +64,7 @@ void PrepareContext(grpc::ClientContext* ctx, const ClientOptions& o, bool with_
   if (o.deadline != absl::InfiniteDuration()) ctx->set_deadline(absl::ToChronoTime(absl::Now() + o.deadline));
 }
 
-// RemoteSessionImpl: one stream, as a gRPC callback reactor (style guide §3).
-//  - Writes: one in flight (in outgoing_ until OnWriteDone) and at most
-//    kMaxQueuedWrites waiting behind it; OnWriteDone() starts the next, so
-//    the caller's thread waits only when the queue is full (back-pressure, as
-//    a synchronous write would) and not once per message. The queue spans
-//    tensors: Send() returns with up to kMaxQueuedWrites + 1 of its messages
-//    unwritten, and the caller goes on to the next tensor's CRC meanwhile.
-//    (Waiting for the last message of every Send() cost a wake-up of the
-//    caller by gRPC's thread per tensor: FromHF's many per-expert tensors ran
-//    at half speed on a busy machine.) A write that fails is reported by the
-//    next call, as a failed stream is (Finish() included); a mapped tensor's
-//    pages are released once their chunk is known to be written.
-//  - Reads: OnReadDone() queues the message for the session's reader thread
-//    and reads on while fewer than kMaxQueuedReads wait; otherwise the reader
-//    thread restarts the read when it has made room. The reader thread
-//    decodes, reassembles, checks CRCs and calls the sink, which may block:
-//    no reaction ever does (they only take mu_ briefly).
-//  - Two holds, one per direction, keep the call alive while a write (the
-//    caller's) or a read (the reader thread's) may still start from outside a
-//    reaction. OnDone() comes last; the session is destroyed only after it.
-class RemoteSessionImpl final : public RemoteSession,
-                                public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class RemoteSessionImpl final : public RemoteSession {
  public:
   RemoteSessionImpl(const ClientOptions& copts, TensorSink sink)
       : copts_(copts), sink_(std::move(sink)), frames_(copts.chunk_bytes) {}
@@ -95,28 +72,27 @@ class RemoteSessionImpl final : public RemoteSession,
   ~RemoteSessionImpl() override {
     if (!finished_) {
       ctx_.TryCancel();
-      Conclude(/*half_close=*/false);
+      Drain();
     }
   }
 
-  absl::Status Start(grpc::GenericStub* stub, const std::string& method, const ConvertOptions& options) {
+  absl::Status Start(const std::shared_ptr<grpc::Channel>& channel, const grpc::internal::RpcMethod& method,
+                     const ConvertOptions& options) {
     PrepareContext(&ctx_, copts_, /*with_token=*/true);
-    stub->PrepareBidiStreamingCall(&ctx_, method, grpc::StubOptions(), this);
-    AddMultipleHolds(2);  // the writes' and the reads' (see above)
+    // What the generated stub does, with byte buffers for messages: gRPC
+    // 1.51 has no public synchronous generic streaming call.
+    stream_.reset(grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+        channel.get(), method, &ctx_));
     reader_ = std::thread([this] { ReadLoop(); });
-    StartRead(&incoming_);
-    StartCall();
     v1::ConvertRequest req;
     *req.mutable_options() = wire::StreamOptionsToWire(options, copts_.chunk_bytes);
-    absl::Status s = Write(wire::EncodeMessage(req));
-    return s.ok() ? Flush() : s;
+    return Write(wire::EncodeMessage(req));
   }
 
   absl::Status Send(const NamedTensor& t) override {
     const Bytes& data = t.tensor.data;
     // Two passes, CRC first (it goes in the header). Pages of a mapped file
-    // are dropped once read (then once sent), so resident memory stays near
-    // a few chunks.
+    // are dropped once read, so resident memory stays near one chunk.
     Crc32cHasher crc;
     constexpr size_t kCrcBlock = 64u << 20;
     for (size_t off = 0; off < data.size(); off += kCrcBlock) {
@@ -124,68 +100,19 @@ class RemoteSessionImpl final : public RemoteSession,
       crc.Update(data.data() + off, n);
       data.ReleasePages(off, n);
     }
-    absl::Status s = WriteHeader(t.info(), crc.value());
+    absl::Status s = BeginTensor(t.info(), crc.value());
     for (size_t off = 0; s.ok() && off < data.size(); off += copts_.chunk_bytes) {
       // The chunk is a slice of the tensor's memory, not a copy; it keeps
       // the memory's owner alive until gRPC has sent it.
       const size_t n = std::min(copts_.chunk_bytes, data.size() - off);
       s = Write(wire::EncodeChunk(wire::kRequestChunkField, data, off, n));
       if (s.ok()) pending_ -= n;
-      unreleased_.push_back({data, off, n});
-      // After a Write() returns, at most the kMaxQueuedWrites + 1 latest
-      // messages are unwritten: older chunks are sent.
-      if (unreleased_.size() > kMaxQueuedWrites + 1) {
-        unreleased_.front().Release();
-        unreleased_.pop_front();
-      }
+      data.ReleasePages(off, n);
     }
     return s;
   }
 
-  absl::Status BeginTensor(const TensorInfo& info, uint32_t crc) override { return WriteHeader(info, crc); }
-
-  absl::Status SendBytes(const void* data, size_t size) override {
-    if (finished_) return FinishedError();
-    if (size > pending_) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor ", Quote(current_), ": ", size,
-                                                     " bytes given but only ", pending_, " remain"));
-    }
-    const char* p = static_cast<const char*>(data);
-    while (size > 0) {
-      const size_t n = std::min(size, copts_.chunk_bytes);
-      // The caller's memory is only lent until we return, and gRPC holds a
-      // message until it is written: one copy.
-      absl::Status s = Write(wire::EncodeChunkCopy(wire::kRequestChunkField, p, n));
-      if (!s.ok()) return s;
-      p += n;
-      size -= n;
-      pending_ -= n;
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<RemoteSummary> Finish() override {
-    if (finished_) {
-      if (!final_.ok()) return final_;
-      return absl::FailedPreconditionError("Finish() was already called");
-    }
-    Conclude(/*half_close=*/true);
-    if (!final_.ok()) return final_;
-    return summary_;
-  }
-
-  void Cancel() override { ctx_.TryCancel(); }
-
- private:
-  // At most this many received messages wait for the reader thread (each at
-  // most ClientOptions::max_message_bytes); beyond it the server's writes
-  // wait, through gRPC's flow control.
-  static constexpr size_t kMaxQueuedReads = 2;
-  // At most this many messages wait behind the write in flight (chunks are
-  // slices of the caller's tensors, or SendBytes()'s copies).
-  static constexpr size_t kMaxQueuedWrites = 2;
-
-  absl::Status WriteHeader(const TensorInfo& info, uint32_t crc) {
+  absl::Status BeginTensor(const TensorInfo& info, uint32_t crc) override {
     if (finished_) return FinishedError();
     if (pending_ > 0) {
       return absl::FailedPreconditionError(
@@ -201,48 +128,45 @@ class RemoteSessionImpl final : public RemoteSession,
     return Write(wire::EncodeMessage(req));
   }
 
-  // Write(): queues one message, or starts it when none is in flight; waits
-  // while the queue is full. A refused write means the call is over: its
-  // status is the answer.
-  absl::Status Write(grpc::ByteBuffer message) {
-    bool start = false;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      caller_cv_.wait(l, [this] { return write_failed_ || write_queue_.size() < kMaxQueuedWrites; });
-      if (write_failed_) {
-        l.unlock();
-        return WriteFailed();
-      }
-      if (writing_) {
-        write_queue_.emplace_back();
-        write_queue_.back().Swap(&message);
-      } else {
-        writing_ = start = true;
-        outgoing_.Swap(&message);
-      }
+  absl::Status SendBytes(const void* data, size_t size) override {
+    if (finished_) return FinishedError();
+    if (size > pending_) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", Quote(current_), ": ", size,
+                                                     " bytes given but only ", pending_, " remain"));
     }
-    if (start) StartWrite(&outgoing_);
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+      const size_t n = std::min(size, copts_.chunk_bytes);
+      // The caller's memory is only lent until we return, and gRPC may still
+      // hold a message after Write() returns: one copy.
+      absl::Status s = Write(wire::EncodeChunkCopy(wire::kRequestChunkField, p, n));
+      if (!s.ok()) return s;
+      p += n;
+      size -= n;
+      pending_ -= n;
+    }
     return absl::OkStatus();
   }
 
-  // Flush(): waits until every queued message is written.
-  absl::Status Flush() { return AwaitWritten() ? absl::OkStatus() : WriteFailed(); }
-
-  // AwaitWritten(): false when a write was refused.
-  bool AwaitWritten() {
-    bool failed;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      caller_cv_.wait(l, [this] { return !writing_; });
-      failed = write_failed_;
+  absl::StatusOr<RemoteSummary> Finish() override {
+    if (finished_) {
+      if (!final_.ok()) return final_;
+      return absl::FailedPreconditionError("Finish() was already called");
     }
-    for (const SentChunk& c : unreleased_) c.Release();
-    unreleased_.clear();
-    return !failed;
+    stream_->WritesDone();
+    Conclude();
+    if (!final_.ok()) return final_;
+    return summary_;
   }
 
-  absl::Status WriteFailed() {
-    Conclude(/*half_close=*/false);
+  void Cancel() override { ctx_.TryCancel(); }
+
+ private:
+  // Write(): sends one message. A refused write means the call is over: its
+  // status is the answer.
+  absl::Status Write(const grpc::ByteBuffer& message) {
+    if (stream_->Write(message)) return absl::OkStatus();
+    Conclude();
     if (final_.ok()) final_ = absl::UnavailableError(absl::StrCat("server ", copts_.target, " closed the stream"));
     return final_;
   }
@@ -251,22 +175,10 @@ class RemoteSessionImpl final : public RemoteSession,
     return final_.ok() ? absl::FailedPreconditionError("the session is finished") : final_;
   }
 
-  // Conclude(): ends the writes (half-closing the stream when asked and the
-  // call still takes writes), waits for the reader and OnDone(), collects the
-  // status.
-  void Conclude(bool half_close) {
-    if (finished_) return;
+  // Conclude(): waits for the reader, collects the status.
+  void Conclude() {
+    grpc::Status st = Drain();
     finished_ = true;
-    const bool writable = AwaitWritten();
-    if (half_close && writable) StartWritesDone();
-    RemoveHold();  // the writes'
-    if (reader_.joinable()) reader_.join();
-    grpc::Status st;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      caller_cv_.wait(l, [this] { return done_; });
-      st = status_;
-    }
     if (!reader_error_.ok()) {
       final_ = reader_error_;  // ours: it caused the cancel
     } else if (!st.ok()) {
@@ -276,98 +188,26 @@ class RemoteSessionImpl final : public RemoteSession,
     }
   }
 
-  // ---- reactions: never block -------------------------------------------------
-
-  void OnWriteDone(bool ok) override {
-    bool next = false;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (ok && !write_queue_.empty()) {
-        outgoing_.Swap(&write_queue_.front());
-        write_queue_.pop_front();
-        next = true;
-      } else {
-        if (!ok) write_failed_ = true;
-        outgoing_.Clear();  // lets go of the tensor memory it refers to
-        write_queue_.clear();
-        writing_ = false;
-      }
-    }
-    caller_cv_.notify_one();
-    // Still writing_: the caller neither touches outgoing_ nor ends the writes.
-    if (next) StartWrite(&outgoing_);
+  grpc::Status Drain() {
+    if (reader_.joinable()) reader_.join();
+    return stream_ ? stream_->Finish() : grpc::Status::OK;
   }
-
-  void OnReadDone(bool ok) override {
-    bool again = false;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (!ok) {
-        reads_over_ = true;
-      } else if (discarding_) {  // cancelled by the reader; drain what is in flight
-        incoming_.Clear();
-        again = true;
-      } else {
-        inbox_.emplace_back();
-        inbox_.back().Swap(&incoming_);
-        again = inbox_.size() < kMaxQueuedReads;
-        read_paused_ = !again;
-      }
-    }
-    reader_cv_.notify_one();
-    if (!ok) {
-      RemoveHold();  // the reads'
-    } else if (again) {
-      StartRead(&incoming_);
-    }
-  }
-
-  void OnDone(const grpc::Status& s) override {
-    // Notified under the lock: the waiter may destroy the session as soon as
-    // it sees done_.
-    std::lock_guard<std::mutex> l(mu_);
-    status_ = s;
-    done_ = true;
-    caller_cv_.notify_one();
-  }
-
-  // ---- the reader thread -------------------------------------------------------
 
   void ReadLoop() {
+    grpc::ByteBuffer buffer;
     wire::Inbound<v1::ConvertResponse> msg;
-    for (;;) {
-      grpc::ByteBuffer buffer;
-      {
-        std::unique_lock<std::mutex> l(mu_);
-        reader_cv_.wait(l, [this] { return !inbox_.empty() || reads_over_; });
-        if (inbox_.empty()) return;
-        buffer.Swap(&inbox_.front());
-        inbox_.pop_front();
+    while (stream_->Read(&buffer)) {
+      if (!reader_error_.ok()) {  // cancelled; drain what is in flight
+        buffer.Clear();
+        continue;
       }
-      ResumeReads();
       absl::Status s = wire::Decode(&buffer, &msg);
       s = s.ok() ? Handle(&msg) : absl::DataLossError(absl::StrCat("server sent a bad message: ", s.message()));
       if (!s.ok()) {
         reader_error_ = s;
-        {
-          std::lock_guard<std::mutex> l(mu_);
-          discarding_ = true;
-          inbox_.clear();
-        }
-        ResumeReads();
         ctx_.TryCancel();
       }
     }
-  }
-
-  // ResumeReads(): restarts reading if OnReadDone() left it paused.
-  void ResumeReads() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (!read_paused_) return;
-      read_paused_ = false;
-    }
-    StartRead(&incoming_);
   }
 
   absl::Status Handle(wire::Inbound<v1::ConvertResponse>* in) {
@@ -419,38 +259,16 @@ class RemoteSessionImpl final : public RemoteSession,
     return sink_ ? sink_(std::move(t)) : absl::OkStatus();
   }
 
-  // A chunk of a Send() tensor whose pages are released once it is written.
-  struct SentChunk {
-    Bytes data;
-    size_t offset, size;
-    void Release() const { data.ReleasePages(offset, size); }
-  };
-
   const ClientOptions copts_;
   TensorSink sink_;
   grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream_;
   std::thread reader_;
   // Caller's side.
   std::string current_;
   uint64_t pending_ = 0;
-  std::deque<SentChunk> unreleased_;  // at most kMaxQueuedWrites + 1
   bool finished_ = false;
   absl::Status final_;
-  // Shared with the reactions and the reader thread.
-  std::mutex mu_;
-  std::condition_variable caller_cv_;  // the writes, done_
-  std::condition_variable reader_cv_;  // inbox_, reads_over_
-  grpc::ByteBuffer outgoing_;  // the write in flight; gRPC reads it until OnWriteDone
-  std::deque<grpc::ByteBuffer> write_queue_;
-  bool writing_ = false;  // outgoing_ is in flight (the queue is empty otherwise)
-  bool write_failed_ = false;
-  std::deque<grpc::ByteBuffer> inbox_;
-  bool read_paused_ = false;  // no read in flight: the reader thread restarts it
-  bool reads_over_ = false;
-  bool discarding_ = false;
-  bool done_ = false;
-  grpc::Status status_;
-  grpc::ByteBuffer incoming_;  // the read in flight
   // Reader's side (read by the caller only after join()).
   wire::FrameReader frames_;
   Bytes out_;
@@ -466,12 +284,17 @@ class RemoteClientImpl final : public RemoteClient {
         channel_(std::move(channel)),
         stub_(v1::MoeAdapter::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)),
-        streams_(channel_) {}
+        to_hf_(MethodName(RemoteRpc::kToHf), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
+        from_hf_(MethodName(RemoteRpc::kFromHf), grpc::internal::RpcMethod::BIDI_STREAMING, channel_),
+        convert_tensor_(MethodName(RemoteRpc::kConvertTensor), grpc::internal::RpcMethod::BIDI_STREAMING,
+                        channel_) {}
 
   absl::StatusOr<std::unique_ptr<RemoteSession>> Open(RemoteRpc rpc, const ConvertOptions& options,
                                                       TensorSink sink) override {
     auto session = std::make_unique<RemoteSessionImpl>(options_, std::move(sink));
-    absl::Status s = session->Start(&streams_, MethodName(rpc), options);
+    const grpc::internal::RpcMethod& method =
+        rpc == RemoteRpc::kToHf ? to_hf_ : rpc == RemoteRpc::kFromHf ? from_hf_ : convert_tensor_;
+    absl::Status s = session->Start(channel_, method, options);
     if (!s.ok()) return s;
     return std::unique_ptr<RemoteSession>(std::move(session));
   }
@@ -521,8 +344,9 @@ class RemoteClientImpl final : public RemoteClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::MoeAdapter::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
-  // The conversion streams carry byte buffers (wire_message.h), not protos.
-  grpc::GenericStub streams_;
+  const grpc::internal::RpcMethod to_hf_;
+  const grpc::internal::RpcMethod from_hf_;
+  const grpc::internal::RpcMethod convert_tensor_;
 };
 
 }  // namespace

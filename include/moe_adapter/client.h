@@ -23,9 +23,9 @@
 // refused the token", an expired deadline "deadline ... exceeded".
 //
 // Thread-safety: a RemoteClient may be shared by threads and sessions. A
-// RemoteSession is used by one thread at a time (Cancel() by any); its sink
-// is called on the session's reader thread, one tensor at a time, in the
-// order the server sent them. Ownership: a session must not outlive its client.
+// RemoteSession is used by one thread at a time; its sink is called on the
+// session's reader thread, one tensor at a time, in the order the server
+// sent them. Ownership: a session must not outlive its client.
 #ifndef MOE_ADAPTER_CLIENT_H_
 #define MOE_ADAPTER_CLIENT_H_
 
@@ -119,10 +119,8 @@ class RemoteSession {
   // copied, and the bytes' owner is kept alive until gRPC has sent them.
   // Pages of a file mapping are released as they are consumed
   // (Bytes::ReleasePages), so sending a large mapped checkpoint keeps
-  // resident memory small. Send() returns once its last chunks are queued
-  // (a few may still wait for gRPC), so the bytes must not change until
-  // Finish() (Bytes are read-only). A failed stream returns its final status
-  // (as Finish()), from the call that finds it failed.
+  // resident memory small. A failed stream returns its final status (as
+  // Finish()).
   virtual absl::Status Send(const NamedTensor& tensor) = 0;
 
   // BeginTensor() + SendBytes(): a tensor whose bytes come piecewise
@@ -136,10 +134,7 @@ class RemoteSession {
   // status. Call once; after an error the session is finished too.
   virtual absl::StatusOr<RemoteSummary> Finish() = 0;
 
-  // Cancel(): abandons the stream (Finish() then reports CANCELLED). Unlike
-  // the other calls it may come from any thread, also while Send() waits on
-  // back-pressure: that Send() then returns CANCELLED, once the sink (if it
-  // is running) returns.
+  // Cancel(): abandons the stream (Finish() then reports CANCELLED).
   virtual void Cancel() = 0;
 };
 

@@ -619,41 +619,6 @@ TEST_F(ServerTest, DeadlineMidStreamFreesBuffers) {
   EXPECT_THAT(server().metrics().Render(), HasSubstr("code=\"DEADLINE_EXCEEDED\""));
 }
 
-// Cancel() from another thread while Send() waits on back-pressure (the sink
-// blocks, so the client stops reading, the server stops reading, and the
-// client's writes stall): Send() returns CANCELLED once the sink lets go.
-TEST_F(ServerTest, CancelFromAnotherThreadEndsASendBlockedByBackPressure) {
-  std::atomic<bool> sink_entered{false}, cancelled{false};
-  auto sink = [&](NamedTensor) {
-    sink_entered = true;
-    while (!cancelled) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return absl::OkStatus();
-  };
-  auto client = Client();
-  ConvertOptions o;
-  o.geometry = {4, 8, 6};
-  auto session = *client->Open(RemoteRpc::kToHf, o, sink);
-  std::thread canceller([&] {
-    while (!sink_entered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // until Send() waits
-    session->Cancel();
-    cancelled = true;
-  });
-  // 512 MiB of pass-through tensors: far beyond every window and queue
-  // between the two ends, so Send() is waiting when the cancel comes.
-  const Bytes data = Bytes::Allocate(16u << 20);
-  constexpr int kTensors = 32;
-  absl::Status s;
-  int sent = 0;
-  for (; sent < kTensors && s.ok(); ++sent) {
-    s = session->Send({absl::StrCat("model.extra.", sent, ".weight"), Tensor{DType::kU8, {16 << 20}, data}});
-  }
-  canceller.join();
-  EXPECT_LT(sent, kTensors) << "Send() never waited";
-  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled) << s;
-  EXPECT_EQ(session->Finish().status().code(), absl::StatusCode::kCancelled);
-}
-
 // ---- concurrency -------------------------------------------------------------------
 
 TEST_F(ServerTest, ThirtyTwoConcurrentStreamsGiveCorrectResults) {
