@@ -138,11 +138,8 @@ class FromHfConverter {
   // caller forwards the bytes itself (see ToHfConverter::ClaimPassThrough).
   virtual absl::Status ClaimPassThrough(const TensorPlan& plan) = 0;
 
-  // Finish(): end-of-input checks; emits nothing. Reports every incomplete
-  // group (base or LoRA; kInvalidArgument), then kFailedPrecondition when
-  // expert LoRA tensors still wait for a layout: no tensor decided it, and
-  // they are not guessed. (Waiting tensors are emitted by Add(), as soon as
-  // a decisive one arrives.) `sink` is not called.
+  // Finish(): flushes what waited for the end (LoRA whose layout only the
+  // whole adapter decides) and reports every incomplete group.
   virtual absl::Status Finish(const TensorSink& sink) = 0;
 
   // HeldBytes(): bytes of tensor data the session holds now.
