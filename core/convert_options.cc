@@ -75,10 +75,13 @@ absl::Status SparseStepLayers(const json& cfg, Geometry& g) {
 absl::Status FirstKDenseLayers(const json& cfg, Geometry& g) {
   ASSIGN_OR_RETURN(std::optional<int64_t> k, IntField(cfg, "first_k_dense_replace"));
   if (!k) return absl::OkStatus();
-  const int64_t layers = g.num_hidden_layers.value_or(0);
+  // Bounded before the list is built: without num_hidden_layers, by the
+  // layer count ValidateOptions() allows.
+  const int64_t layers = g.num_hidden_layers.value_or(int64_t{1} << 16);
   if (*k > layers) {
-    return absl::InvalidArgumentError(absl::StrCat("config.json: \"first_k_dense_replace\" ", *k,
-                                                   " exceeds num_hidden_layers ", layers));
+    return absl::InvalidArgumentError(absl::StrCat("config.json: \"first_k_dense_replace\" ", *k, " exceeds ",
+                                                   g.num_hidden_layers ? "num_hidden_layers " : "the layer limit ",
+                                                   layers));
   }
   for (int64_t l = 0; l < *k; ++l) g.mlp_only_layers.push_back(l);
   return absl::OkStatus();
@@ -110,9 +113,10 @@ absl::StatusOr<Geometry> ParseWith(const json& root, const ModelFamily& family) 
       RETURN_IF_ERROR(FirstKDenseLayers(*cfg, g));
       break;
   }
+  const json* dtype_level = fields.dtype_at_top ? &root : cfg;
   for (const char* field : {"dtype", "torch_dtype"}) {
-    auto it = cfg->find(field);
-    if (it == cfg->end() || !it->is_string()) continue;
+    auto it = dtype_level->find(field);
+    if (it == dtype_level->end() || !it->is_string()) continue;
     absl::StatusOr<DType> dt = ParseTorchDType(it->get<std::string>());
     if (dt.ok()) {
       g.config_dtype = *dt;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "core/quote.h"
 #include "nlohmann/json.hpp"
@@ -23,12 +24,44 @@ absl::Status Unimplemented(const ModelFamilySpec& spec, absl::string_view what) 
       absl::StrCat("model family ", Quote(spec.name), ": ", what, " is not supported by the converters yet"));
 }
 
+// CheckGroupedSpec(): an already-grouped HF layout converts by renaming its
+// `grouped` tensors only: exactly one gate/up and one down stack, templates
+// naming their layer and no expert, and nothing the rename session lacks.
+absl::Status CheckGroupedSpec(const ModelFamilySpec& spec) {
+  if (!spec.pairs.empty()) return Unimplemented(spec, "per-expert pairs beside an already-grouped HF layout");
+  if (!spec.renames.empty() || !spec.fp32_params.empty()) {
+    return Unimplemented(spec, "key renames or fp32-forced tensors beside an already-grouped HF layout");
+  }
+  int gate_up = 0, down = 0;
+  for (const GroupedTensor& t : spec.grouped) {
+    gate_up += t.shape == GroupedShape::kGateUp;
+    down += t.shape == GroupedShape::kDown;
+    for (const char* templ : {t.hf, t.native}) {
+      const absl::string_view s = templ ? templ : "";
+      if (!absl::StrContains(s, "{layer}") || absl::StrContains(s, "{expert}")) {
+        return absl::InvalidArgumentError(absl::StrCat("model family ", Quote(spec.name), ": grouped key ",
+                                                       Quote(s), " must name {layer} and no {expert}"));
+      }
+    }
+  }
+  if (gate_up != 1 || down != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("model family ", Quote(spec.name),
+                                                   ": an already-grouped layout needs one gate/up and one down "
+                                                   "stack, got ", gate_up, " and ", down));
+  }
+  return absl::OkStatus();
+}
+
 // CheckSpec(): what RegisterModelFamily() promises to refuse.
 absl::Status CheckSpec(const ModelFamilySpec& spec) {
   if (spec.name == nullptr || spec.name[0] == '\0') {
     return absl::InvalidArgumentError("model family: empty name");
   }
-  if (spec.hf_grouped) return Unimplemented(spec, "an already-grouped HF layout");
+  if (spec.hf_grouped) return CheckGroupedSpec(spec);
+  if (!spec.grouped.empty() || spec.mxfp4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model family ", Quote(spec.name), ": grouped tensors and MXFP4 need hf_grouped"));
+  }
   if (!spec.renames.empty()) return Unimplemented(spec, "renaming pass-through keys");
   if (!spec.fp32_params.empty()) return Unimplemented(spec, "fp32-forced tensors");
   std::set<KeyRole> hf_roles;
@@ -44,6 +77,15 @@ absl::Status CheckSpec(const ModelFamilySpec& spec) {
       return absl::InvalidArgumentError(absl::StrCat("model family ", Quote(spec.name), ": ", pair,
                                                      " has block ", p.block, " of ", p.blocks,
                                                      " or repeats its HF role"));
+    }
+  }
+  // A per-expert HF key with no pair would be classified and then have
+  // nowhere to go.
+  for (const KeyRow& row : spec.keys) {
+    const bool per_expert = row.role >= KeyRole::kHfGate && row.role <= KeyRole::kHfLoraDownB;
+    if (per_expert && !hf_roles.count(row.role)) {
+      return absl::InvalidArgumentError(absl::StrCat("model family ", Quote(spec.name), ": key ", Quote(row.templ),
+                                                     " (", KeyRoleName(row.role), ") has no role pair"));
     }
   }
   // The converters place base experts as gate|up and down (and the device

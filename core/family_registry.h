@@ -44,9 +44,9 @@ absl::StatusOr<const ModelFamily*> ResolveFamily(const ConvertOptions& options);
 // RegisterModelFamily(): adds a family. kAlreadyExists for a taken name;
 // kInvalidArgument for an inconsistent spec (a pair whose role has no key
 // pattern, a block outside its blocks); kUnimplemented for what the
-// converters cannot do yet (already-grouped HF layouts, interleaved or
-// untransposed blocks, key renames, fp32-forced tensors), so a spec is never
-// half applied.
+// converters cannot do yet (interleaved or untransposed per-expert blocks,
+// key renames, fp32-forced tensors), so a spec is never half applied. An
+// already-grouped HF layout (hf_grouped) needs one gate/up and one down stack.
 absl::Status RegisterModelFamily(ModelFamilySpec spec);
 
 }  // namespace moe_adapter

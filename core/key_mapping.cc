@@ -54,6 +54,8 @@ absl::string_view KeyRoleName(KeyRole role) {
     case KeyRole::kPwGateUpLoraB: return "base_layer.lora_B";
     case KeyRole::kPwDownLoraA: return "lora_A";
     case KeyRole::kPwDownLoraB: return "lora_B";
+    case KeyRole::kHfGroupedGateUp: return "gate_up_proj";
+    case KeyRole::kHfGroupedDown: return "down_proj";
   }
   return "?";
 }

@@ -47,6 +47,10 @@ enum class KeyRole {
   kPwGateUpLoraB,  // ...experts.base_layer.lora_B.weight
   kPwDownLoraA,    // ...experts.lora_A.weight
   kPwDownLoraB,    // ...experts.lora_B.weight
+  // HF expert stacks of families whose HF checkpoint is already grouped
+  // (ModelFamilySpec::hf_grouped): gate/up [E, H, 2I], down [E, I, H].
+  kHfGroupedGateUp,
+  kHfGroupedDown,  // the last role: core/model_family.cc sizes its tables by it
 };
 
 absl::string_view KeyRoleName(KeyRole role);

@@ -5,6 +5,9 @@
 namespace moe_adapter {
 namespace {
 
+constexpr size_t kKeyRoles = static_cast<size_t>(KeyRole::kHfGroupedDown) + 1;  // the last KeyRole
+size_t Index(KeyRole role) { return static_cast<size_t>(role); }
+
 // Native (grouped) roles come first in KeyRole; HF roles from kHfGate on.
 bool IsNativeSide(KeyRole role) { return role < KeyRole::kHfGate; }
 
@@ -16,32 +19,40 @@ std::vector<KeyRow> Side(const std::vector<KeyRow>& rows, bool native) {
   return out;
 }
 
+// WithGroupedRows(): the spec's key rows plus the roles its grouped tensors name.
+ModelFamilySpec WithGroupedRows(ModelFamilySpec spec) {
+  for (const GroupedTensor& t : spec.grouped) {
+    if (t.hf_role != KeyRole::kOther) spec.keys.push_back({t.hf_role, t.hf});
+    if (t.native_role != KeyRole::kOther) spec.keys.push_back({t.native_role, t.native});
+  }
+  return spec;
+}
+
 }  // namespace
 
 ModelFamily::ModelFamily(ModelFamilySpec spec)
-    : spec_(std::move(spec)),
+    : spec_(WithGroupedRows(std::move(spec))),
       name_(spec_.name),
       native_(std::make_unique<KeyTable>(Side(spec_.keys, true))),
       hf_(std::make_unique<KeyTable>(Side(spec_.keys, false))),
-      all_(std::make_unique<KeyTable>(spec_.keys)) {}
-
-const RolePair* ModelFamily::PairFor(KeyRole hf) const {
+      all_(std::make_unique<KeyTable>(spec_.keys)),
+      pair_for_(kKeyRoles, nullptr),
+      pairs_into_(kKeyRoles) {
   for (const RolePair& p : spec_.pairs) {
-    if (p.hf == hf) return &p;
+    if (!pair_for_[Index(p.hf)]) pair_for_[Index(p.hf)] = &p;
+    pairs_into_[Index(p.grouped)].push_back(&p);
   }
-  return nullptr;
 }
 
-std::vector<const RolePair*> ModelFamily::PairsInto(KeyRole grouped) const {
-  std::vector<const RolePair*> out;
-  for (const RolePair& p : spec_.pairs) {
-    if (p.grouped == grouped) out.push_back(&p);
-  }
-  return out;
+const RolePair* ModelFamily::PairFor(KeyRole hf) const { return pair_for_[Index(hf)]; }
+
+const std::vector<const RolePair*>& ModelFamily::PairsInto(KeyRole grouped) const {
+  return pairs_into_[Index(grouped)];
 }
 
 bool ModelFamily::IsBaseRole(KeyRole role) const {
   if (role == KeyRole::kNativeGateUp || role == KeyRole::kNativeDown) return true;
+  if (role == KeyRole::kHfGroupedGateUp || role == KeyRole::kHfGroupedDown) return true;
   const RolePair* p = PairFor(role);
   return p && (p->grouped == KeyRole::kNativeGateUp || p->grouped == KeyRole::kNativeDown);
 }

@@ -64,6 +64,10 @@ struct ConfigFields {
   // when the top level has none of the hidden_size fields; nullptr: none.
   const char* nested = nullptr;
   DenseLayerRule dense_layers = DenseLayerRule::kNone;
+  // The dtype comes from the top level even when the other fields are
+  // nested (Qwen3-VL-MoE: the model copies its top-level torch_dtype into
+  // text_config).
+  bool dtype_at_top = false;
 };
 
 // KeyRename: a substring of pass-through keys renamed between the sides
@@ -71,6 +75,30 @@ struct ConfigFields {
 struct KeyRename {
   const char* hf;
   const char* native;
+};
+
+// GroupedShape: what one tensor of an already-grouped HF layout holds.
+enum class GroupedShape {
+  kRenameOnly,  // not an expert stack (a router): renamed, never sliced or cast
+  kGateUp,      // [E, H, 2I]
+  kDown,        // [E, I, H]
+  kGateUpBias,  // [E, 2I]
+  kDownBias,    // [E, H]
+};
+
+// GroupedTensor: one tensor of a family whose HF checkpoint is already
+// grouped (hf_grouped): its key on each side (core/key_mapping.h templates;
+// the converters rename one into the other, nothing else moves). Expert
+// stacks (every shape but kRenameOnly) are validated against the geometry,
+// EP-sliced on dim 0 and cast by from_hf like the other families' grouped
+// tensors. hf_role/native_role, when not kOther, also enter the family's key
+// tables, so that layer coverage and inspect see these keys.
+struct GroupedTensor {
+  const char* hf;
+  const char* native;
+  GroupedShape shape;
+  KeyRole hf_role = KeyRole::kOther;
+  KeyRole native_role = KeyRole::kOther;
 };
 
 // PeftTargets: the names adapter_config.json lists for the expert LoRA.
@@ -92,9 +120,15 @@ struct ModelFamilySpec {
   // family offers no ParamWrapper LoRA.
   absl::Span<const PwRow> param_wrapper_rows;
   LoraLayout default_lora_layout = LoraLayout::kPeftV019;  // what to_hf writes unless told
+  // The HF checkpoint is already grouped (GPT-OSS, Qwen3-VL-MoE): converting
+  // renames the `grouped` tensors (core/grouped_rename.h); `pairs` is empty.
+  bool hf_grouped = false;
+  std::vector<GroupedTensor> grouped;
+  // hf_grouped: `X_blocks`/`X_scales` MXFP4 pairs of an expert stack X are
+  // decoded by from_hf (core/quant/mxfp4.h).
+  bool mxfp4 = false;
   // Not implemented by the converters yet; the registry refuses a family
   // that uses them rather than ignoring them (issue 13 adds them):
-  bool hf_grouped = false;               // the HF checkpoint is already grouped (rename only)
   std::vector<KeyRename> renames;        // pass-through key renames
   std::vector<const char*> fp32_params;  // key suffixes both directions upcast to F32
 };
@@ -103,6 +137,8 @@ struct ModelFamilySpec {
 class ModelFamily {
  public:
   explicit ModelFamily(ModelFamilySpec spec);
+  ModelFamily(const ModelFamily&) = delete;  // the lookups point into spec_
+  ModelFamily& operator=(const ModelFamily&) = delete;
 
   const ModelFamilySpec& spec() const { return spec_; }
   const std::string& name() const { return name_; }
@@ -113,7 +149,7 @@ class ModelFamily {
   // PairFor(): the pair of HF role `hf`, or nullptr.
   const RolePair* PairFor(KeyRole hf) const;
   // PairsInto(): the pairs feeding grouped role `grouped`, in table order.
-  std::vector<const RolePair*> PairsInto(KeyRole grouped) const;
+  const std::vector<const RolePair*>& PairsInto(KeyRole grouped) const;
   // IsBaseRole(): a base expert weight, grouped or per-expert (not LoRA).
   bool IsBaseRole(KeyRole role) const;
 
@@ -121,6 +157,9 @@ class ModelFamily {
   ModelFamilySpec spec_;
   std::string name_;
   std::unique_ptr<KeyTable> native_, hf_, all_;
+  // Per KeyRole, computed once: sessions ask per tensor and per slab.
+  std::vector<const RolePair*> pair_for_;
+  std::vector<std::vector<const RolePair*>> pairs_into_;
 };
 
 // GroupedSlot: one expert's 2-D slot of a grouped tensor, for geometry `g`

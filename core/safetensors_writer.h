@@ -6,14 +6,18 @@
 // padded with spaces so the data starts 8-byte aligned, as the official writer
 // does. Readers must not rely on the JSON key order.
 //
-// Three writers:
-//   - WriteSafetensors(): all tensors at hand, one call.
-//   - StreamingSafetensorsWriter: tensors arrive one at a time and must not be
-//     held. Their bytes go to an anonymous spool file next to the output (same
-//     filesystem), and Finish() writes header + spool (copy_file_range).
-//   - ShardedSafetensorsWriter: the transformers layout, model-0000k-of-0000N
-//     shards of at most max_shard_bytes of tensor data + an index, or a single
-//     model.safetensors when everything fits.
+// Three writers, one file each:
+//   - WriteSafetensors() (safetensors_writer.cc): all tensors at hand, one call.
+//   - StreamingSafetensorsWriter (safetensors_writer_streaming.cc): tensors
+//     arrive one at a time and must not be held. Their bytes go to an
+//     anonymous spool file next to the output (same filesystem), and Finish()
+//     writes header + spool (copy_file_range).
+//   - ShardedSafetensorsWriter (safetensors_writer_sharded.cc): the
+//     transformers layout, model-0000k-of-0000N shards of at most
+//     max_shard_bytes of tensor data + an index, or a single model.safetensors
+//     when everything fits.
+// They share the checks and the header (safetensors_writer_header.h) and the
+// checked syscalls (safetensors_writer_io.h).
 //
 // Example:
 //   ASSIGN_OR_RETURN(auto w, StreamingSafetensorsWriter::Create(path, {{"format", "pt"}}));

@@ -11,9 +11,11 @@
 #include "core/lora_layouts.h"
 #include "core/permute.h"
 #include "core/family_registry.h"
+#include "core/grouped_rename.h"
 #include "core/model_family.h"
 #include "core/safetensors_format.h"
 #include "core/session_common.h"
+#include "core/tensor_route.h"
 #include "core/transpose.h"
 #include "moe_adapter/converter.h"
 #include "core/quote.h"
@@ -39,15 +41,15 @@ class ToHfSession final : public ToHfConverter {
     RETURN_IF_ERROR(inputs_.Claim(in.name));
     TensorPlan plan;
     plan.input = in;
-    KeyParts parts;
-    ASSIGN_OR_RETURN(KeyRole role, family_.native().Classify(in.name, &parts));
-    plan.role = static_cast<int>(role);
-    plan.prefix = parts.prefix;
-    plan.layer = parts.layer;
+    auto route = std::make_shared<TensorRoute>();
+    ASSIGN_OR_RETURN(route->role, family_.native().Classify(in.name, &route->at));
+    const KeyRole role = route->role;
     if (role == KeyRole::kOther) {
       plan.kind = exclude_.Excludes(in.name) ? TensorPlan::Kind::kDrop : TensorPlan::Kind::kPassThrough;
       return plan;
     }
+    const KeyParts& parts = route->at;
+    plan.route = std::move(route);
     const Geometry& g = opts_.geometry;
     RETURN_IF_ERROR(CheckMoeLayer(g, in.name, parts.layer));
     if (role == KeyRole::kNativeGateUp || role == KeyRole::kNativeDown) {
@@ -95,14 +97,14 @@ class ToHfSession final : public ToHfConverter {
 
   absl::Status ConvertSlab(const TensorPlan& plan, int64_t index, const uint8_t* slab,
                            const TensorSink& sink) override {
-    if (plan.kind != TensorPlan::Kind::kSlabs || index < 0 || index >= plan.num_slabs) {
+    if (plan.kind != TensorPlan::Kind::kSlabs || !plan.route || index < 0 || index >= plan.num_slabs) {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": slab ", index, " out of range"));
     }
     const Geometry& g = opts_.geometry;
     const DType src = plan.input.dtype;
     const DType dst = opts_.dtype.value_or(src);
-    KeyParts parts{plan.prefix, plan.layer, range_.begin + index};
-    const KeyRole role = static_cast<KeyRole>(plan.role);
+    KeyParts parts{plan.route->at.prefix, plan.route->at.layer, range_.begin + index};
+    const KeyRole role = plan.route->role;
     if (device_.accelerator) {
       // One expert slab on the device (a server streams slab by slab).
       Shape shape = {1, BaseSlot(role, g).rows, BaseSlot(role, g).cols};
@@ -136,6 +138,10 @@ class ToHfSession final : public ToHfConverter {
   absl::Status ConvertWhole(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
     if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
+    }
+    const bool routed = plan.kind == TensorPlan::Kind::kSlabs || plan.kind == TensorPlan::Kind::kWhole;
+    if (routed && !plan.route) {
+      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": its plan was not made by Plan()"));
     }
     switch (plan.kind) {
       case TensorPlan::Kind::kDrop:
@@ -194,7 +200,7 @@ class ToHfSession final : public ToHfConverter {
     const Geometry& g = opts_.geometry;
     const int64_t H = g.hidden_size, I = g.moe_intermediate_size, n = plan.num_slabs;
     const DType dst = opts_.dtype.value_or(in.dtype);
-    const KeyRole role = static_cast<KeyRole>(plan.role);
+    const KeyRole role = plan.route->role;
     const bool gate_up = role == KeyRole::kNativeGateUp;
     std::vector<Tensor> first(n), second(gate_up ? n : 0);
     std::vector<void*> p1(n), p2(gate_up ? n : 0);
@@ -214,9 +220,9 @@ class ToHfSession final : public ToHfConverter {
           device_.accelerator->ToHf(nullptr, in.data.data(), n, H, I, in.dtype, dst, nullptr, nullptr, p1.data()));
     }
     // The kernels write the parts in block order: gate (or down), then up.
-    const std::vector<const RolePair*> pairs = family_.PairsInto(role);
+    const std::vector<const RolePair*>& pairs = family_.PairsInto(role);
     for (int64_t e = 0; e < n; ++e) {
-      KeyParts parts{plan.prefix, plan.layer, range_.begin + e};
+      KeyParts parts{plan.route->at.prefix, plan.route->at.layer, range_.begin + e};
       RETURN_IF_ERROR(Emit(family_.all().Format(pairs[0]->hf, parts), std::move(first[e]), sink));
       if (gate_up) RETURN_IF_ERROR(Emit(family_.all().Format(pairs[1]->hf, parts), std::move(second[e]), sink));
     }
@@ -224,8 +230,8 @@ class ToHfSession final : public ToHfConverter {
   }
 
   absl::Status LoraParamWrapper(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
-    const KeyRole role = static_cast<KeyRole>(plan.role);
-    KeyParts parts{plan.prefix, plan.layer, -1};
+    const KeyRole role = plan.route->role;
+    KeyParts parts{plan.route->at.prefix, plan.route->at.layer, -1};
     const absl::Span<const PwRow> rows = family_.spec().param_wrapper_rows;
     std::string key = family_.all().Format(ParamWrapperRoleForNative(rows, role, layout_), parts);
     if (exclude_.Excludes(key)) return absl::OkStatus();
@@ -236,13 +242,13 @@ class ToHfSession final : public ToHfConverter {
   // the slot, transposed; a shared slot (the gate/up A) is written under
   // every name that shares it.
   absl::Status LoraPerExpert(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) {
-    const KeyRole role = static_cast<KeyRole>(plan.role);
+    const KeyRole role = plan.route->role;
     const size_t elem = DTypeSize(in.dtype);
     const int64_t E = in.shape[0], d1 = in.shape[1], d2 = in.shape[2];
-    const std::vector<const RolePair*> pairs = family_.PairsInto(role);
+    const std::vector<const RolePair*>& pairs = family_.PairsInto(role);
     for (int64_t e = 0; e < E; ++e) {
       const uint8_t* slab = in.data.data() + e * d1 * d2 * elem;
-      KeyParts parts{plan.prefix, plan.layer, e};
+      KeyParts parts{plan.route->at.prefix, plan.route->at.layer, e};
       Tensor shared;
       for (const RolePair* pair : pairs) {
         std::string key = family_.all().Format(pair->hf, parts);
@@ -279,6 +285,7 @@ absl::StatusOr<std::unique_ptr<ToHfConverter>> ToHfConverter::Create(const Conve
                                                                      const Device& device) {
   RETURN_IF_ERROR(ValidateOptions(options));
   ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  if (family->spec().hf_grouped) return NewGroupedToHf(options, *family);
   return std::unique_ptr<ToHfConverter>(new ToHfSession(options, *family, device));
 }
 

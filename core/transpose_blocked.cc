@@ -1,5 +1,5 @@
 // The fast transpose: cuts a slab into blocks and runs the best kernel the CPU
-// has (transpose_kernels.cc) on them across the worker pool.
+// has (GetTransposeKernel(), transpose_kernels.cc) on them across the worker pool.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>

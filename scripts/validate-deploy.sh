@@ -105,7 +105,8 @@ check "promtool test rules deploy/prometheus/alerts_test.yml" promtool test rule
 KNOWN_METRICS="moe_adapter_requests_total moe_adapter_tensors_total moe_adapter_bytes_total
   moe_adapter_stream_duration_seconds_bucket moe_adapter_stream_duration_seconds_sum moe_adapter_stream_duration_seconds_count
   moe_adapter_conversion_duration_seconds_bucket moe_adapter_conversion_duration_seconds_sum moe_adapter_conversion_duration_seconds_count
-  moe_adapter_active_streams moe_adapter_buffered_bytes moe_adapter_memory_budget_bytes moe_adapter_build_info"
+  moe_adapter_active_streams moe_adapter_buffered_bytes moe_adapter_memory_budget_bytes moe_adapter_build_info
+  moe_adapter_shm_regions moe_adapter_shm_region_bytes moe_adapter_shm_registrations_total"
 known_metrics() {
   local bad=0 m
   for m in $(grep -ohE 'moe_adapter_[a-z0-9_]+' deploy/prometheus/*.yml deploy/grafana/dashboards/*.json | sort -u); do

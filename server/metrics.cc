@@ -27,7 +27,7 @@ struct FamilyRow {
 
 // The families, one row each (label sets are documented in metrics.h).
 enum FamilyId { kRequests, kTensors, kBytes, kStreamSeconds, kConversionSeconds, kActive, kBuffered, kBudget,
-                kBuildInfo, kNumFamilies };
+                kBuildInfo, kShmRegions, kShmBytes, kShmRegistrations, kNumFamilies };
 constexpr FamilyRow kFamilies[kNumFamilies] = {
     {"moe_adapter_requests_total", "RPCs finished, by method and gRPC status code.", Type::kCounter},
     {"moe_adapter_tensors_total", "Whole tensors received (in) and sent (out), by method.", Type::kCounter},
@@ -41,6 +41,11 @@ constexpr FamilyRow kFamilies[kNumFamilies] = {
     {"moe_adapter_memory_budget_bytes", "Memory budgets: per stream (--max-stream-memory) and in total "
                                         "(--max-total-memory).", Type::kGauge},
     {"moe_adapter_build_info", "Build of this server (value is always 1).", Type::kGauge},
+    {"moe_adapter_shm_regions", "Client memfd regions mapped now (registered, or held by a stream).", Type::kGauge},
+    {"moe_adapter_shm_region_bytes", "Bytes of the client memfd regions mapped now (the client's memory).",
+     Type::kGauge},
+    {"moe_adapter_shm_registrations_total", "Shared-memory side-channel requests, by the status answered.",
+     Type::kCounter},
 };
 
 const prometheus::Histogram::BucketBoundaries kStreamBuckets = {0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800};
@@ -105,6 +110,10 @@ Metrics::Metrics(const MetricsInfo& info) : registry_(std::make_shared<prometheu
   buffered_ = &gauges[kBuffered]->Add({});
   gauges[kBudget]->Add({{"scope", "stream"}}).Set(static_cast<double>(info.max_stream_memory));
   gauges[kBudget]->Add({{"scope", "total"}}).Set(static_cast<double>(info.max_total_memory));
+  shm_regions_ = &gauges[kShmRegions]->Add({});
+  shm_bytes_ = &gauges[kShmBytes]->Add({});
+  shm_registrations_ = counters[kShmRegistrations];
+  shm_registrations_->Add({{"code", "OK"}});
   gauges[kBuildInfo]->Add({{"version", info.version}, {"cuda", info.cuda_built ? "true" : "false"}}).Set(1);
 }
 
@@ -138,6 +147,20 @@ void Metrics::BufferedDelta(int64_t delta) {
   } else {
     buffered_->Decrement(static_cast<double>(-delta));
   }
+}
+
+void Metrics::ShmRegionMapped(uint64_t bytes) {
+  shm_regions_->Increment();
+  shm_bytes_->Increment(static_cast<double>(bytes));
+}
+
+void Metrics::ShmRegionUnmapped(uint64_t bytes) {
+  shm_regions_->Decrement();
+  shm_bytes_->Decrement(static_cast<double>(bytes));
+}
+
+void Metrics::ShmRegistration(grpc::StatusCode code) {
+  shm_registrations_->Add({{"code", std::string(GrpcCodeName(code))}}).Increment();
 }
 
 std::string Metrics::Render() const {

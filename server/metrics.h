@@ -13,6 +13,9 @@
 //   moe_adapter_buffered_bytes                        gauge: bytes streams hold now
 //   moe_adapter_memory_budget_bytes{scope}            gauge: scope = stream | total
 //   moe_adapter_build_info{version,cuda}              gauge = 1
+//   moe_adapter_shm_regions                           gauge: memfd regions mapped now
+//   moe_adapter_shm_region_bytes                      gauge: bytes of those mappings
+//   moe_adapter_shm_registrations_total{code}         counter: side-channel requests, by status
 //
 // Example:
 //   Metrics m({.version = "0.1.0"});
@@ -80,6 +83,12 @@ class Metrics {
   // BufferedDelta(): the bytes streams hold changed by `delta`.
   void BufferedDelta(int64_t delta);
 
+  // ShmRegionMapped() / ShmRegionUnmapped(): a client region of `bytes`.
+  void ShmRegionMapped(uint64_t bytes);
+  void ShmRegionUnmapped(uint64_t bytes);
+  // ShmRegistration(): one side-channel request answered with `code`.
+  void ShmRegistration(grpc::StatusCode code);
+
   // Render(): the text exposition of every family (what /metrics serves).
   std::string Render() const;
 
@@ -92,6 +101,9 @@ class Metrics {
   prometheus::Histogram* conversion_seconds_[kNumRpcs] = {};
   prometheus::Gauge* active_ = nullptr;
   prometheus::Gauge* buffered_ = nullptr;
+  prometheus::Gauge* shm_regions_ = nullptr;
+  prometheus::Gauge* shm_bytes_ = nullptr;
+  prometheus::Family<prometheus::Counter>* shm_registrations_ = nullptr;
 };
 
 }  // namespace server

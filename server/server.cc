@@ -31,6 +31,8 @@
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/shm_channel.h"
+#include "server/shm_regions.h"
 #include "server/token_rules.h"
 #include "server/unix_socket.h"
 
@@ -151,6 +153,17 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   if (std::optional<uint64_t> limit = ContainerMemoryLimit()) {
     buffer_cache::SetCeiling(BufferCacheCeiling(*limit, o.max_total_memory));
   }
+  const bool any_unix_listener = std::any_of(o.listen.begin(), o.listen.end(),
+                                             [](const std::string& l) { return UnixSocketPath(l).has_value(); });
+  if (o.shared_memory && any_unix_listener) {
+    // An unused registration holds the client's regions mapped: it lasts as
+    // long as a stream may take to send its options.
+    absl::Duration ttl = o.stream_options_timeout > absl::ZeroDuration() ? o.stream_options_timeout
+                         : o.stream_idle_timeout > absl::ZeroDuration() ? o.stream_idle_timeout
+                                                                        : absl::Seconds(60);
+    s->regions_ = std::make_unique<RegionRegistry>(absl::ToChronoNanoseconds(ttl));
+    cfg.regions = s->regions_.get();
+  }
   s->workers_ = std::make_unique<JobQueue>(o.worker_threads);
   s->service_ = std::make_unique<AdapterService>(cfg, s->metrics_.get(), s->budget_.get(), s->workers_.get());
 
@@ -164,6 +177,21 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
       any_unix = true;
     }
     builder.AddListeningPort(o.listen[i], creds, &ports[i]);
+  }
+  if (s->regions_) {
+    ShmChannel::Config sc;
+    sc.mode = static_cast<mode_t>(o.unix_socket_mode);
+    sc.max_region_bytes = o.max_region_bytes;
+    sc.allowed_uids.assign(o.shared_memory_uids.begin(), o.shared_memory_uids.end());
+    if (sc.allowed_uids.empty()) sc.allowed_uids.push_back(::geteuid());
+    for (const std::string& listen : o.listen) {
+      std::optional<std::string> path = UnixSocketPath(listen);
+      if (!path) continue;
+      sc.path = *path + ".shm";
+      absl::StatusOr<std::unique_ptr<ShmChannel>> channel = ShmChannel::Start(sc, s->regions_.get(), s->metrics_.get());
+      if (!channel.ok()) return channel.status();
+      s->shm_channels_.push_back(*std::move(channel));
+    }
   }
   builder.RegisterService(s->service_.get());
   // No gRPC size check: gRPC 1.51 buffers a whole message before checking its
@@ -256,6 +284,10 @@ void AdapterServer::Shutdown(absl::Duration grace) {
       releaser_cv_.notify_all();
       releaser_.join();
     }
+    // No new registrations; what waits unused is unmapped (streams drop
+    // their own regions when they end).
+    for (const auto& channel : shm_channels_) channel->Stop();
+    if (regions_) regions_->Clear();
     if (!server_) return;
     // The drain is done here rather than by grpc::Server::Shutdown(deadline),
     // which did not reliably let in-flight callback streams finish: probes see

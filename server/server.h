@@ -47,6 +47,8 @@ namespace server {
 class AdapterService;
 class MemoryBudget;
 class Metrics;
+class RegionRegistry;
+class ShmChannel;
 class JobQueue;
 
 // kVersion: the server's version string (GetInfo, build_info).
@@ -87,6 +89,10 @@ class AdapterServer {
   // (whose last jobs may still release streams), then what streams use.
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<MemoryBudget> budget_;
+  // Shared memory (null when off): registrations outlive the channel that
+  // makes them and the streams that take them.
+  std::unique_ptr<RegionRegistry> regions_;
+  std::vector<std::unique_ptr<ShmChannel>> shm_channels_;
   std::unique_ptr<AdapterService> service_;
   std::unique_ptr<JobQueue> workers_;
   std::unique_ptr<grpc::Server> server_;

@@ -3,11 +3,15 @@
 #include <functional>
 #include <limits>
 
+#include <sys/un.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/internal/status_macros.h"
+#include "core/quote.h"
 #include "server/unix_socket.h"
 
 namespace moe_adapter {
@@ -43,10 +47,25 @@ absl::Status ParseUnixSocketMode(const std::string& v, uint32_t* out) {
   return absl::OkStatus();
 }
 
+absl::Status ParseUidList(const std::string& v, std::vector<uint32_t>* out) {
+  out->clear();
+  for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+    uint32_t uid;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &uid) || out->size() >= 256) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--shared-memory-uids must be a comma-separated list of at most 256 numeric uids, got ", Quote(v)));
+    }
+    out->push_back(uid);
+  }
+  if (out->empty()) return absl::InvalidArgumentError("--shared-memory-uids: no uid given");
+  return absl::OkStatus();
+}
+
 using Setter = std::function<absl::Status(ServerOptions*, const std::string&)>;
 
 struct FlagRow {
   const char* name;
+  // nullptr: a switch, which takes no value.
   const char* value;
   const char* help;
   Setter set;
@@ -114,6 +133,15 @@ const std::vector<FlagRow>& Flags() {
        [](ServerOptions* o, const std::string& v) {
          return ParseDurationFlag("stream-options-timeout", v, &o->stream_options_timeout);
        }},
+      {"shared-memory", nullptr,
+       "with a unix: listener, also serve memfd regions on <socket path>.shm (default on; docs/server.md)",
+       [](ServerOptions* o, const std::string&) { o->shared_memory = true; return absl::OkStatus(); }},
+      {"no-shared-memory", nullptr, "no shared-memory side channel: every byte goes through the gRPC stream",
+       [](ServerOptions* o, const std::string&) { o->shared_memory = false; return absl::OkStatus(); }},
+      {"shared-memory-uids", "UID,...", "peer uids allowed to register regions (default: the server's own uid)",
+       [](ServerOptions* o, const std::string& v) { return ParseUidList(v, &o->shared_memory_uids); }},
+      {"max-region-bytes", "SIZE", "largest shared-memory region accepted (default 256GiB)",
+       [](ServerOptions* o, const std::string& v) { return SizeInto(&o->max_region_bytes, "max-region-bytes", v); }},
   };
   return *rows;
 }
@@ -130,6 +158,18 @@ absl::Status ValidateListen(const ServerOptions& o) {
     }
   }
   if (o.unix_socket_mode > 0777) return absl::InvalidArgumentError("--unix-socket-mode must be within 0777");
+  if (o.shared_memory) {
+    // The side channel binds `<path>.shm`, four bytes longer.
+    constexpr size_t kMaxPath = sizeof(sockaddr_un{}.sun_path) - 1;
+    for (const std::string& listen : o.listen) {
+      std::optional<std::string> path = UnixSocketPath(listen);
+      if (path && path->size() + 4 > kMaxPath) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--listen ", Quote(listen), ": the shared-memory side channel ", Quote(*path + ".shm"), " is longer than the ",
+            kMaxPath, " bytes a Unix socket path holds; shorten the path or pass --no-shared-memory"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -184,7 +224,9 @@ absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& a
       if (name == r.name) row = &r;
     }
     if (!row) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
-    if (!has_value) {
+    if (!row->value) {
+      if (has_value) return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
+    } else if (!has_value) {
       if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
       value = args[++i];
     }
@@ -229,13 +271,14 @@ absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.stream_options_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--stream-options-timeout must not be negative");
   }
+  if (o.max_region_bytes == 0) return absl::InvalidArgumentError("--max-region-bytes must be positive");
   return absl::OkStatus();
 }
 
 std::string ServerUsage() {
   std::string out = "usage: moe-adapter-server [flags]\nflags:\n";
   for (const FlagRow& r : Flags()) {
-    std::string left = absl::StrCat("  --", r.name, " ", r.value);
+    std::string left = absl::StrCat("  --", r.name, r.value ? " " : "", r.value ? r.value : "");
     if (left.size() < 34) left.resize(34, ' ');
     absl::StrAppend(&out, left, " ", r.help, "\n");
   }

@@ -75,6 +75,16 @@ struct ServerOptions {
   // --stream-options-timeout: the same, for the first message (the options),
   // counted from the stream's start; zero leaves it to the idle timeout.
   absl::Duration stream_options_timeout = absl::Seconds(10);
+  // --shared-memory / --no-shared-memory: with a unix: listener, also serve
+  // the shared-memory side channel `<socket path>.shm` (docs/server.md,
+  // "Shared memory"; server/shm_channel.h). On by default; without a unix:
+  // listener there is nothing to serve it beside.
+  bool shared_memory = true;
+  // --shared-memory-uids: peers (SO_PEERCRED) allowed to register regions;
+  // empty = the server's own effective uid only.
+  std::vector<uint32_t> shared_memory_uids;
+  // --max-region-bytes: largest memfd region accepted.
+  uint64_t max_region_bytes = 256ull << 30;
   // Conversion worker threads; 0 = one per hardware thread (not a flag).
   int worker_threads = 0;
 };

@@ -78,6 +78,7 @@ AdapterService::BidiReactor* AdapterService::OpenStream(grpc::CallbackServerCont
   env.max_chunk_bytes = config_.max_chunk_bytes;
   env.max_message_bytes = config_.max_receive_message_bytes;
   env.watchdog = watchdog_.get();
+  env.regions = config_.regions;
   env.idle_timeout = absl::ToChronoNanoseconds(config_.stream_idle_timeout);
   env.options_timeout = absl::ToChronoNanoseconds(config_.stream_options_timeout);
   env.on_destroyed = [this] {

@@ -51,6 +51,8 @@ struct ServiceConfig {
   // --stream-idle-timeout, --stream-options-timeout (zero disables each).
   absl::Duration stream_idle_timeout = absl::ZeroDuration();
   absl::Duration stream_options_timeout = absl::ZeroDuration();
+  // Shared-memory registrations (shm_regions.h); null: the mode is off.
+  RegionRegistry* regions = nullptr;
 };
 
 // The conversion methods are registered raw (gRPC byte buffers, decoded by

@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "core/safetensors_format.h"
 #include "core/session_common.h"
 #include "moe_adapter/crc32c.h"
+#include "server/shm_wire.h"
 #include "server/status_mapping.h"
 #include "protocol/wire_limits.h"
 
@@ -227,6 +230,14 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
                   o.geometry.mlp_only_layers.size() * sizeof(int64_t)});
       RETURN_IF_ERROR(ReserveMore(kept, "the stream's options"));
       options_bytes_ = kept.value_or(0);
+      if (!in.options().shared_memory_token().empty()) {
+        if (!env_.regions) {
+          return absl::FailedPreconditionError(
+              "options: shared_memory_token given, but this server serves no shared memory (it needs a unix: "
+              "listener, without --no-shared-memory); stream the tensors instead");
+        }
+        ASSIGN_OR_RETURN(regions_, env_.regions->Take(in.options().shared_memory_token()));
+      }
       chunk_bytes_ = cfg.chunk_bytes;
       reader_ = wire::FrameReader(chunk_bytes_, wire::kMaxTensorNameBytes);
       queue_ = OutputQueue(chunk_bytes_);
@@ -235,6 +246,7 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
     }
     case v1::ConvertRequest::kHeader: {
       if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
+      if (in.header().has_region_offset()) return BeginRegionTensor(in.header(), job);
       ASSIGN_OR_RETURN(const wire::FrameHeader* h, reader_.Begin(in.header()));
       // The stream keeps the name (input registry, an output key, a queued
       // header) after the tensor: reserved before the core sees it.
@@ -268,6 +280,100 @@ absl::Status StreamReactor::HandleInputEnd(Job* job) {
   return OnInputEnd(job);
 }
 
+// ---- shared memory -------------------------------------------------------------
+
+namespace {
+
+void ReleaseRegion(void* owner) { delete static_cast<std::shared_ptr<MappedRegion>*>(owner); }
+
+// A view of [offset, offset + n) of `region` that keeps it mapped.
+wire::Payload RegionView(const std::shared_ptr<MappedRegion>& region, uint64_t offset, uint64_t n) {
+  if (n == 0) return wire::Payload();
+  auto* owner = new std::shared_ptr<MappedRegion>(region);
+  std::vector<grpc::Slice> pieces;
+  pieces.emplace_back(region->data() + offset, n, &ReleaseRegion, owner);
+  return wire::Payload(std::move(pieces));
+}
+
+std::string TensorRef(const std::string& name) { return absl::StrCat("tensor ", safetensors::Quote(name)); }
+
+}  // namespace
+
+absl::Status StreamReactor::BeginRegionTensor(const v1::TensorHeader& header, Job* job) {
+  // A chunked tensor still open is truncated: the reader says so.
+  if (reader_.in_tensor()) return reader_.Begin(header).status();
+  if (!regions_.input) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        TensorRef(header.name().substr(0, wire::kMaxTensorNameBytes)),
+        ": region_offset given, but this stream has no input region (register one on the side channel and send its "
+        "token in StreamOptions.shared_memory_token)"));
+  }
+  absl::StatusOr<wire::FrameHeader> h = wire::ParseHeader(header, wire::kMaxTensorNameBytes);
+  if (!h.ok()) return h.status();
+  const std::string ref = TensorRef(h->info.name);
+  absl::Status in_region = regions_.input->CheckRange(header.region_offset(), h->byte_length, ref);
+  if (!in_region.ok()) return in_region;
+  absl::Status kept = ReserveMore(KeyCost(h->info.name) * 3 + MetadataBytes(h->metadata),
+                                  absl::StrCat("the bookkeeping of ", ref));
+  if (!kept.ok()) return kept;
+  region_header_ = *std::move(h);
+  region_offset_ = header.region_offset();
+  region_done_ = 0;
+  region_crc_.Reset();
+  region_check_crc_ = region_header_.crc32c != 0;
+  absl::Status s = OnTensorBegin(region_header_);
+  if (!s.ok()) return s;
+  region_active_ = true;
+  return ContinueRegion(job);
+}
+
+absl::Status StreamReactor::ContinueRegion(Job* job) {
+  const wire::FrameHeader& h = region_header_;
+  do {
+    // One chunk's worth at a time: the subclass holds, converts and queues
+    // what it would for a streamed chunk, within the same budgets.
+    const uint64_t n = std::min<uint64_t>(chunk_bytes_, h.byte_length - region_done_);
+    wire::Payload piece = RegionView(regions_.input, region_offset_ + region_done_, n);
+    const uint64_t at = region_done_;
+    if (region_check_crc_) region_crc_.Update(regions_.input->data() + region_offset_ + at, n);
+    region_done_ += n;
+    bytes_in_ += n;
+    env_.metrics->Payload(rpc_, Direction::kIn, n);
+    const bool last = region_done_ == h.byte_length;
+    if (last) {
+      region_active_ = false;
+      if (region_check_crc_ && region_crc_.value() != h.crc32c) {
+        return absl::InvalidArgumentError(absl::StrCat(TensorRef(h.info.name), ": CRC32C mismatch (header says ",
+                                                       wire::CrcHex(h.crc32c), ", the input region's bytes give ",
+                                                       wire::CrcHex(region_crc_.value()), ")"));
+      }
+      ++tensors_in_;
+      env_.metrics->Tensor(rpc_, Direction::kIn);
+    }
+    absl::Status s = OnTensorChunk(&piece, at, last, job);
+    if (!s.ok() || last) return s;
+  } while (!*job && queue_.bytes() <= window_bytes());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> StreamReactor::AllocateOutput(const std::string& name, uint64_t n) {
+  const MappedRegion& out = *regions_.output;
+  constexpr uint64_t kAlign = shm_wire::kOutputAlignment;
+  const std::optional<uint64_t> start = checked::Mul<uint64_t>(
+      {checked::Add<uint64_t>({output_used_, kAlign - 1}).value_or(UINT64_MAX) / kAlign, kAlign});
+  const std::optional<uint64_t> end = checked::Add<uint64_t>(start, n);
+  if (!end || *end > out.size()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "output ", TensorRef(name), " does not fit in the output region: it needs ", n, " bytes at offset ",
+        start.value_or(output_used_), " (64-byte aligned, after ", output_used_,
+        " bytes of earlier outputs), and the region has ", out.size(), " bytes"));
+  }
+  absl::Status inside = out.CheckRange(*start, n, absl::StrCat("output ", TensorRef(name)));
+  if (!inside.ok()) return inside;
+  output_used_ = *end;
+  return *start;
+}
+
 // ---- jobs --------------------------------------------------------------------
 
 void StreamReactor::StartJob(Job job, bool end_of_input) {
@@ -282,10 +388,25 @@ void StreamReactor::StartJob(Job job, bool end_of_input) {
     std::vector<v1::TensorHeader> headers;
     if (s.ok()) {
       headers.reserve(outputs.size());
-      for (const JobOutput& o : outputs) {
+      for (JobOutput& o : outputs) {
         const Bytes& data = o.tensor.tensor.data;
-        headers.push_back(wire::MakeHeader(o.tensor.info(), data.size(), Crc32c(data.data(), data.size()),
-                                           o.metadata));
+        if (!regions_.output) {
+          headers.push_back(wire::MakeHeader(o.tensor.info(), data.size(), Crc32c(data.data(), data.size()),
+                                             o.metadata));
+          continue;
+        }
+        // Shared memory: the bytes go into the client's output region here
+        // (the job owns the allocator: no hook runs meanwhile), the header
+        // alone to the client; the server's copy is freed at once.
+        absl::StatusOr<uint64_t> at = AllocateOutput(o.tensor.name, data.size());
+        if (!at.ok()) {
+          s = at.status();
+          break;
+        }
+        if (data.size() > 0) std::memcpy(regions_.output->data() + *at, data.data(), data.size());
+        headers.push_back(wire::MakeHeader(o.tensor.info(), data.size(), 0, o.metadata));
+        headers.back().set_region_offset(*at);
+        o.tensor.tensor.data = Bytes();
       }
     }
     bool destroy;
@@ -299,7 +420,9 @@ void StreamReactor::StartJob(Job job, bool end_of_input) {
           Fail(s);
         } else if (!finish_called_ && error_.ok()) {
           for (size_t i = 0; i < outputs.size(); ++i) {
-            bytes_out_ += outputs[i].tensor.tensor.data.size();
+            const uint64_t n = headers[i].byte_length();
+            bytes_out_ += n;
+            if (headers[i].has_region_offset()) env_.metrics->Payload(rpc_, Direction::kOut, n);
             queue_.PushTensor(std::move(headers[i]), std::move(outputs[i].tensor.tensor.data));
             ++tensors_out_;
             env_.metrics->Tensor(rpc_, Direction::kOut);
@@ -322,18 +445,51 @@ void StreamReactor::StartJob(Job job, bool end_of_input) {
 // ---- output ------------------------------------------------------------------
 
 void StreamReactor::ForwardHeader(v1::TensorHeader header) {
-  queue_.PushHeader(std::move(header));
   ++tensors_out_;
   env_.metrics->Tensor(rpc_, Direction::kOut);
+  if (!regions_.output) {
+    queue_.PushHeader(std::move(header));
+    return;
+  }
+  absl::StatusOr<uint64_t> at = AllocateOutput(header.name(), header.byte_length());
+  if (!at.ok()) return Fail(at.status());
+  header.set_region_offset(*at);
+  forward_filled_ = 0;
+  if (header.byte_length() == 0) {
+    queue_.PushHeader(std::move(header));
+  } else {
+    forward_header_ = std::move(header);
+  }
 }
 
 void StreamReactor::ForwardUnchanged(const wire::FrameHeader& h) {
-  ForwardHeader(wire::MakeHeader(h.info, h.byte_length, h.crc32c, h.metadata));
+  uint32_t crc = h.crc32c;
+  if (&h == &region_header_ && crc == 0 && !regions_.output) {
+    // A region tensor's CRC32C 0 means "not checked"; forwarded in chunks,
+    // the client checks them against the header, which needs the real value.
+    crc = Crc32c(regions_.input->data() + region_offset_, h.byte_length);
+  }
+  ForwardHeader(wire::MakeHeader(h.info, h.byte_length, crc, h.metadata));
 }
 
 void StreamReactor::ForwardChunk(wire::Payload chunk) {
   bytes_out_ += chunk.size();
-  if (!chunk.empty()) queue_.PushChunk(std::move(chunk));
+  if (!regions_.output) {
+    if (!chunk.empty()) queue_.PushChunk(std::move(chunk));
+    return;
+  }
+  if (!forward_header_ || chunk.empty()) return;  // after a failure: nothing to write
+  const uint64_t length = forward_header_->byte_length();
+  if (chunk.size() > length - forward_filled_) {
+    return Fail(absl::InternalError(absl::StrCat(TensorRef(forward_header_->name()), ": forwarded bytes exceed its length")));
+  }
+  chunk.CopyTo(regions_.output->data() + forward_header_->region_offset() + forward_filled_);
+  forward_filled_ += chunk.size();
+  env_.metrics->Payload(rpc_, Direction::kOut, chunk.size());
+  if (forward_filled_ == length) {
+    queue_.PushHeader(*std::move(forward_header_));
+    forward_header_.reset();
+  }
 }
 
 void StreamReactor::QueueSummary() {
@@ -400,9 +556,18 @@ void StreamReactor::Pump() {
       StartWrite(&out_);
     }
   }
+  if (region_active_ && !job_running_ && queue_.bytes() <= window_bytes()) {
+    Job job;
+    absl::Status s = ContinueRegion(&job);
+    if (!s.ok()) {
+      Fail(s);
+      return Pump();
+    }
+    if (job) StartJob(std::move(job), /*end_of_input=*/false);
+  }
   RefreshHeld();
-  if (!job_running_ && !reader_.in_tensor()) account_.Settle();
-  if (!read_in_flight_ && !read_pending_ && !input_ended_ && queue_.bytes() <= window_bytes()) {
+  if (!job_running_ && !reader_.in_tensor() && !region_active_) account_.Settle();
+  if (!read_in_flight_ && !read_pending_ && !input_ended_ && !region_active_ && queue_.bytes() <= window_bytes()) {
     read_in_flight_ = true;
     StartRead(&in_);
   }

@@ -45,6 +45,7 @@
 
 #include "absl/status/status.h"
 #include "moe_adapter/converter.h"
+#include "moe_adapter/crc32c.h"
 #include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.pb.h"
 #include "protocol/frame_codec.h"
@@ -53,6 +54,7 @@
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/output_queue.h"
+#include "server/shm_regions.h"
 #include "protocol/options_codec.h"
 #include "protocol/wire_message.h"
 
@@ -75,6 +77,8 @@ struct StreamEnv {
   // (idle_timeout when it is zero).
   std::chrono::nanoseconds idle_timeout{0};
   std::chrono::nanoseconds options_timeout{0};
+  // Shared-memory registrations; null: the mode is off (a token is refused).
+  RegionRegistry* regions = nullptr;
   // Called once, when the stream is destroyed.
   std::function<void()> on_destroyed;
 };
@@ -160,6 +164,15 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   void Fail(const absl::Status& status);
   void Pump();
   void RefreshHeld();
+  // Shared memory (docs/server.md): a header with region_offset, then its
+  // bytes handed to the subclass in chunk-sized views of the input region,
+  // one ContinueRegion() at a time, pausing while a job runs or the output
+  // queue is above its window, as a streamed tensor would.
+  absl::Status BeginRegionTensor(const v1::TensorHeader& header, Job* job);
+  absl::Status ContinueRegion(Job* job);
+  // AllocateOutput(): where the next `n` output bytes of `name` go in the
+  // output region (64-byte aligned); FAILED_PRECONDITION when they do not fit.
+  absl::StatusOr<uint64_t> AllocateOutput(const std::string& name, uint64_t n);
 
   const StreamEnv env_;
   const Rpc rpc_;
@@ -201,6 +214,22 @@ class StreamReactor : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byt
   // Outputs queued (tensors + bytes) when the client's last message arrived.
   uint64_t outputs_at_last_message_ = 0;
   bool idle_cancelled_ = false;
+
+  // Shared memory: the regions the options' token named (either may be null).
+  RegionSet regions_;
+  // The input tensor being handed over from the input region.
+  wire::FrameHeader region_header_;
+  uint64_t region_offset_ = 0;  // of the tensor in the region
+  uint64_t region_done_ = 0;    // bytes handed to the subclass
+  bool region_active_ = false;
+  Crc32cHasher region_crc_;
+  bool region_check_crc_ = false;  // the client gave a CRC32C (not 0)
+  // The bump allocator of the output region: bytes used.
+  uint64_t output_used_ = 0;
+  // A forwarded tensor waiting for its bytes in the output region; its
+  // header is queued once they are all written.
+  std::optional<v1::TensorHeader> forward_header_;
+  uint64_t forward_filled_ = 0;
 };
 
 }  // namespace server

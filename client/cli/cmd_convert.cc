@@ -43,6 +43,7 @@ const std::vector<FlagSpec>& ConvertFlags() {
       {"max-shard-size", "SIZE", "output shard size for directories, e.g. 5GB (default), 500MB, 0 = one file"},
       {"dtype", "DTYPE", "bfloat16 | float16 | float32: cast expert weights (from-hf default: config dtype)"},
       {"exclude-key-regex", "RE", "to-hf: drop output keys this RE2 regex matches at their start"},
+      {"quantization", nullptr, "to-hf: the reference's quantization=True (Qwen3-MoE: no effect; GPT-OSS: refused)"},
       {"ep-rank", "K", "expert-parallel rank (with --ep-size)"},
       {"ep-size", "N", "expert-parallel world size"},
       {"device", "DEV", "cpu (default) | cuda | cuda:N | auto: where expert transposes run (local mode)"},

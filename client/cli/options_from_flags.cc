@@ -77,6 +77,7 @@ absl::StatusOr<ConvertOptions> OptionsFromFlags(const ParsedFlags& f, const Inpu
     o.dtype = *d;
   }
   o.exclude_key_regex = f.Get("exclude-key-regex");
+  o.quantization = f.Has("quantization");
   if (f.Has("ep-rank") != f.Has("ep-size")) {
     return absl::InvalidArgumentError("--ep-rank and --ep-size go together");
   }

@@ -5,8 +5,10 @@
 
 namespace moe_adapter {
 
-ModelFamilySpec Qwen3MoeSpec();  // core/families/qwen3_moe.cc
+ModelFamilySpec Qwen3MoeSpec();    // core/families/qwen3_moe.cc
+ModelFamilySpec GptOssSpec();      // core/families/gpt_oss.cc
+ModelFamilySpec Qwen3VlMoeSpec();  // core/families/qwen3_vl_moe.cc
 
-std::vector<ModelFamilySpec> BuiltinFamilySpecs() { return {Qwen3MoeSpec()}; }
+std::vector<ModelFamilySpec> BuiltinFamilySpecs() { return {Qwen3MoeSpec(), GptOssSpec(), Qwen3VlMoeSpec()}; }
 
 }  // namespace moe_adapter

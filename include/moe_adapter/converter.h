@@ -1,8 +1,9 @@
 // File: moe_adapter/converter.h
 //
-// The conversion core: Qwen3-MoE native grouped experts <-> Hugging Face
-// per-expert tensors, base weights and LoRA, exactly as specified in
-// spec/conversion.md (the reference behaviour, with the §15 contract).
+// The conversion core: native grouped experts <-> Hugging Face per-expert
+// tensors, base weights and LoRA, exactly as specified in spec/conversion.md
+// (the reference behaviour, with the §15 contract), for the model family the
+// options name (ConvertOptions::family; Qwen3-MoE by default).
 //
 // Both directions are streaming sessions. A caller announces each input
 // tensor by its header (Plan), which validates it before any data arrives and
@@ -48,6 +49,8 @@
 
 namespace moe_adapter {
 
+struct TensorRoute;  // the core's (core/tensor_route.h)
+
 // TensorSink: receives each output tensor. A non-OK return aborts the session.
 using TensorSink = std::function<absl::Status(NamedTensor)>;
 
@@ -68,11 +71,9 @@ struct TensorPlan {
   // before it allocates anything.
   size_t hold_bytes = 0;
 
-  // Internal routing, opaque to callers.
-  int role = 0;
-  std::string prefix;
-  int64_t layer = -1;
-  int64_t expert = -1;
+  // Where the session routes this tensor (its role and key slots): set by
+  // Plan(), opaque to callers, who pass the plan back unchanged.
+  std::shared_ptr<const TensorRoute> route;
 };
 
 // ToHfConverter: a native -> HF session.
@@ -138,8 +139,10 @@ class FromHfConverter {
   // caller forwards the bytes itself (see ToHfConverter::ClaimPassThrough).
   virtual absl::Status ClaimPassThrough(const TensorPlan& plan) = 0;
 
-  // Finish(): flushes what waited for the end (LoRA whose layout only the
-  // whole adapter decides) and reports every incomplete group.
+  // Finish(): end-of-input checks: every incomplete group is reported, and
+  // ParamWrapper LoRA whose layout no tensor decided is kFailedPrecondition.
+  // Emits nothing today (every output leaves through Add()); `sink` is kept
+  // so a later check may emit without an API change.
   virtual absl::Status Finish(const TensorSink& sink) = 0;
 
   // HeldBytes(): bytes of tensor data the session holds now.

@@ -11,7 +11,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.current,pc
 if ! "$B" --version >/dev/null 2>&1; then
   echo "prebuilt binary does not run here: $("$B" --version 2>&1 | head -2); building with nvcc" | tee "$OUT/build.txt"
   NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-  "$NVCC" -std=c++17 -O3 -I. -gencode=arch=compute_90,code=sm_90 core/cuda/cuda_kernels_check.cu \
+  "$NVCC" -std=c++17 -O3 -I. -gencode=arch=compute_90,code=sm_90 tests/cuda/cuda_kernels_check.cu \
     core/cuda/transpose_kernels.cu core/cuda/cuda_convert.cc -o /tmp/cck 2>&1 | tee -a "$OUT/build.txt" && B=/tmp/cck
 fi
 "$B" 2>&1 | tee "$OUT/cuda.txt"

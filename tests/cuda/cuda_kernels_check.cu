@@ -35,8 +35,8 @@
 #include <vector>
 
 #include "core/cuda/cuda_convert.h"
-#include "core/cuda/test_util.h"
 #include "core/cuda/transpose_kernels.h"
+#include "tests/cuda/test_util.h"
 
 namespace mc = moe_adapter::cuda;
 namespace mt = moe_adapter::cuda::testing;

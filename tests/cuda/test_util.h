@@ -3,8 +3,8 @@
 // a scalar CPU reference of the batched transpose-cast, and a parallel loop.
 // The reference uses the same conversion functions as the kernels
 // (elem_convert.cuh), which are themselves checked exhaustively against c10.
-#ifndef MOE_ADAPTER_CORE_CUDA_TEST_UTIL_H_
-#define MOE_ADAPTER_CORE_CUDA_TEST_UTIL_H_
+#ifndef MOE_ADAPTER_TESTS_CUDA_TEST_UTIL_H_
+#define MOE_ADAPTER_TESTS_CUDA_TEST_UTIL_H_
 
 #include <algorithm>
 #include <atomic>
@@ -221,4 +221,4 @@ inline std::string DescribeMismatches(const std::vector<Mismatch>& m, ElemType s
 }  // namespace cuda
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_CORE_CUDA_TEST_UTIL_H_
+#endif  // MOE_ADAPTER_TESTS_CUDA_TEST_UTIL_H_

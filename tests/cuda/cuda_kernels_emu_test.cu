@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "core/cuda/test_util.h"
 #include "core/cuda/transpose_kernels.h"
 #include "core/cuda/transpose_kernels_impl.cuh"
+#include "tests/cuda/test_util.h"
 
 namespace mc = moe_adapter::cuda;
 using mc::DeviceTransposeArgs;
