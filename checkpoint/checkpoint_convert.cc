@@ -194,51 +194,34 @@ std::optional<int64_t> ExpertLoraRank(const SafetensorsCheckpoint& ckpt, const M
   return std::nullopt;
 }
 
-}  // namespace
-
-absl::StatusOr<InputFiles> DescribeInput(const std::string& path) {
-  InputFiles f;
-  if (!Exists(path)) return absl::NotFoundError(absl::StrCat("input \"", path, "\" does not exist"));
-  f.is_directory = IsDir(path);
-  if (!f.is_directory) return f;
-  if (Exists(Join(path, "config.json"))) f.config_json = Join(path, "config.json");
-  if (Exists(Join(path, "adapter_config.json"))) f.adapter_config_json = Join(path, "adapter_config.json");
-  f.is_adapter = Exists(Join(path, "adapter_model.safetensors"));
-  return f;
-}
-
-absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std::string& input,
-                                                 const std::string& output, const ConvertOptions& options,
-                                                 const CheckpointConvertOptions& copts) {
-  const auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(InputFiles files, DescribeInput(input));
-  ConvertSummary summary;
-  summary.input_is_directory = files.is_directory;
-  summary.adapter = files.is_adapter;
-  RETURN_IF_ERROR(CheckOutput(output, files.is_directory, copts.overwrite).status());
-  for (const std::string& notice : RemoveStaleTemporaries(output)) {
-    if (copts.notice) copts.notice(notice);
-  }
-  ASSIGN_OR_RETURN(SafetensorsCheckpoint ckpt, SafetensorsCheckpoint::Open(input));
+// The plan: every input tensor, in the order it is sent, each on its lane.
+struct LanePlan {
   std::vector<std::shared_ptr<SafetensorsFile>> shards;
+  std::vector<Item> items;
+  int lanes = 1;
+
+  const std::string& Name(const Item& it) const { return shards[it.shard]->tensors()[it.index].name; }
+};
+
+// Inputs in file order; from_hf regroups them by layer so that one stream
+// sees every expert of a layer.
+absl::StatusOr<LanePlan> PlanLanes(Direction direction, const SafetensorsCheckpoint& ckpt, bool is_adapter,
+                                   size_t streams) {
+  LanePlan plan;
+  std::vector<std::shared_ptr<SafetensorsFile>>& shards = plan.shards;
   for (size_t s = 0; s < ckpt.shards().size(); ++s) {
     ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> f, ckpt.OpenShard(s));
     shards.push_back(std::move(f));
   }
-
-  // Inputs in file order; from_hf regroups them by layer so that one stream
-  // sees every expert of a layer.
-  std::vector<Item> items;
+  std::vector<Item>& items = plan.items;
   std::vector<int64_t> group;
   for (size_t s = 0; s < shards.size(); ++s) {
     for (size_t i = 0; i < shards[s]->num_tensors(); ++i) items.push_back({s, i, shards[s]->nbytes(i)});
   }
-  int lanes = copts.streams.empty() ? 1 : static_cast<int>(copts.streams.size());
-  if (files.is_adapter) lanes = 1;  // small, and its LoRA layout is decided over the whole adapter
+  int lanes = streams == 0 ? 1 : static_cast<int>(streams);
+  if (is_adapter) lanes = 1;  // small, and its LoRA layout is decided over the whole adapter
   lanes = std::max(1, std::min<int>(lanes, static_cast<int>(std::max<size_t>(items.size(), 1))));
-  for (const Item& it : items) group.push_back(direction == Direction::kFromHf
-                                                   ? LayerOf(shards[it.shard]->tensors()[it.index].name)
-                                                   : -1);
+  for (const Item& it : items) group.push_back(direction == Direction::kFromHf ? LayerOf(plan.Name(it)) : -1);
   if (direction == Direction::kFromHf && lanes > 1) {
     std::vector<std::string> names;
     for (const Item& it : items) names.push_back(shards[it.shard]->tensors()[it.index].name);
@@ -256,49 +239,22 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
     group.swap(sorted_group);
   }
   AssignLanes(items, group, lanes);
-  summary.streams = lanes;
-  ConvertOptions stream_options = options;
-  if (lanes > 1) {
-    // Each stream sees some layers only; the whole-checkpoint rule is checked
-    // here, from the headers, before any data moves.
-    stream_options.partial_checkpoint = true;
-    std::vector<std::string> keys;
-    for (const Item& it : items) keys.push_back(shards[it.shard]->tensors()[it.index].name);
-    RETURN_IF_ERROR(CheckMoeLayerCoverage(options, keys, direction == Direction::kToHf));
-  } else if (direction == Direction::kToHf && items.size() == 1) {
-    // One tensor is a single-tensor conversion (the reference's
-    // convert_single_tensor_to_hf, the ConvertTensor RPC): there is no model
-    // whose layers it could be missing.
-    stream_options.partial_checkpoint = true;
-  }
+  plan.lanes = lanes;
+  return plan;
+}
 
-  Progress progress;
-  progress.tensors_total = static_cast<int64_t>(items.size());
-  for (const Item& it : items) progress.bytes_total += it.bytes;
-
-  StagedOutput staged(output, files.is_directory);
-  RETURN_IF_ERROR(staged.Create());
-  const std::string& out_dir = staged.work_dir();
-
-  std::map<std::string, std::string> metadata;
-  if (direction == Direction::kFromHf && options.ep_size > 1) {
-    metadata = EpMetadata(options.geometry.num_experts, options.ep_size, options.ep_rank);
-  }
-  const bool single_file = !files.is_directory || files.is_adapter;
-  ShardLanes writer(out_dir, files.is_adapter ? "adapter_model" : "model",
-                    single_file ? 0 : copts.max_shard_bytes, lanes, metadata);
-
-  // Header size bound per lane, from the input headers: entries each input
-  // can produce times a generous entry size.
-  ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
-  for (int l = 0; l < lanes; ++l) {
+// Header size bound per lane, from the input headers: entries each input
+// can produce times a generous entry size.
+void ReserveHeaders(const LanePlan& plan, Direction direction, const ConvertOptions& options,
+                    const ModelFamily& family, ShardLanes& writer) {
+  for (int l = 0; l < plan.lanes; ++l) {
     uint64_t bound = 1024;
-    for (const Item& it : items) {
+    for (const Item& it : plan.items) {
       if (it.lane != l) continue;
-      const std::string& name = shards[it.shard]->tensors()[it.index].name;
+      const std::string& name = plan.Name(it);
       uint64_t entries = 1;
       KeyParts parts;
-      absl::StatusOr<KeyRole> role = family->native().Classify(name, &parts);
+      absl::StatusOr<KeyRole> role = family.native().Classify(name, &parts);
       if (direction == Direction::kToHf && (!role.ok() || *role != KeyRole::kOther)) {
         entries = 2 * static_cast<uint64_t>(options.geometry.num_experts);
       }
@@ -306,6 +262,30 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
     }
     writer.SetHeaderReserve(l, bound);
   }
+}
+
+// What the lanes' streams produced, besides the files `writer` holds.
+struct LaneResults {
+  int64_t tensors_in = 0;
+  uint64_t bytes_in = 0;
+  int64_t tensors_out = 0;
+  uint64_t bytes_out = 0;
+  size_t peak_held_bytes = 0;
+  std::vector<std::string> warnings;  // each once, in lane order
+};
+
+// Opens one stream per lane and sends it the lane's items, in order, on a
+// thread of its own when there are several lanes; the first failure stops
+// every lane.
+absl::StatusOr<LaneResults> RunLanes(Direction direction, const std::string& input, const LanePlan& plan,
+                                     const ConvertOptions& stream_options, const CheckpointConvertOptions& copts,
+                                     ShardLanes& writer) {
+  const int lanes = plan.lanes;
+  const std::vector<Item>& items = plan.items;
+  const std::vector<std::shared_ptr<SafetensorsFile>>& shards = plan.shards;
+  Progress progress;
+  progress.tensors_total = static_cast<int64_t>(items.size());
+  for (const Item& it : items) progress.bytes_total += it.bytes;
 
   std::mutex progress_mu;
   std::atomic<int64_t> tensors_out{0};
@@ -368,57 +348,144 @@ absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std:
   }
   for (const absl::Status& s : lane_status) RETURN_IF_ERROR(s);
 
-  ASSIGN_OR_RETURN(std::vector<std::string> written, writer.Finish());
-  summary.tensors_in = progress.tensors_total;
-  summary.bytes_in = progress.bytes_total;
-  summary.tensors_out = tensors_out.load();
-  summary.bytes_out = bytes_out.load();
+  LaneResults results;
+  results.tensors_in = progress.tensors_total;
+  results.bytes_in = progress.bytes_total;
+  results.tensors_out = tensors_out.load();
+  results.bytes_out = bytes_out.load();
   for (int l = 0; l < lanes; ++l) {
-    summary.peak_held_bytes = std::max(summary.peak_held_bytes, lane_peak[l]);
+    results.peak_held_bytes = std::max(results.peak_held_bytes, lane_peak[l]);
     for (const auto& w : lane_warnings[l]) {
-      if (std::find(summary.warnings.begin(), summary.warnings.end(), w) == summary.warnings.end()) {
-        summary.warnings.push_back(w);
+      if (std::find(results.warnings.begin(), results.warnings.end(), w) == results.warnings.end()) {
+        results.warnings.push_back(w);
       }
     }
   }
+  return results;
+}
+
+// A file in, a file out: one lane wrote one file; several lanes wrote one
+// shard each (max_shard_bytes = 0), merged here in lane order. Returns the
+// file's name in `out_dir`.
+absl::StatusOr<std::string> OneOutputFile(const std::string& out_dir, const std::vector<std::string>& written,
+                                          const std::map<std::string, std::string>& metadata) {
+  if (written.size() == 1) return written[0];
+  const std::string output_file = ".merged.safetensors";
+  ASSIGN_OR_RETURN(auto merged, StreamingSafetensorsWriter::Create(Join(out_dir, output_file), metadata));
+  for (const std::string& name : written) {
+    if (!absl::EndsWith(name, ".safetensors")) continue;
+    ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> part, SafetensorsFile::Open(Join(out_dir, name)));
+    for (size_t i = 0; i < part->num_tensors(); ++i) RETURN_IF_ERROR(merged->Add(part->GetAt(i)));
+  }
+  RETURN_IF_ERROR(merged->Finish());
+  return output_file;
+}
+
+// Non-tensor files travel with the checkpoint (config, tokenizer, ...).
+// Appends the names copied to `written`.
+absl::Status CopySideFiles(const std::string& input, bool skip_adapter_config, const std::string& out_dir,
+                           std::vector<std::string>& written) {
+  ASSIGN_OR_RETURN(const std::vector<std::string> side_files, ListFiles(input));
+  for (const std::string& name : side_files) {
+    if (absl::EndsWith(name, ".safetensors") || absl::EndsWith(name, ".safetensors.index.json")) continue;
+    if (name == "adapter_config.json" && skip_adapter_config) continue;
+    RETURN_IF_ERROR(CopyFile(Join(input, name), Join(out_dir, name)));
+    written.push_back(name);
+  }
+  return absl::OkStatus();
+}
+
+// An adapter going to HF gets the adapter_config.json PEFT reads, made from
+// the one given (options, else the input's) and the adapter's LoRA rank.
+absl::Status WriteHfAdapterConfig(const InputFiles& files, const SafetensorsCheckpoint& ckpt,
+                                  const ConvertOptions& options, const ModelFamily& family,
+                                  const CheckpointConvertOptions& copts, const std::string& out_dir) {
+  std::string input_config;
+  if (!options.adapter_config_json.empty()) {
+    input_config = options.adapter_config_json;
+  } else if (!files.adapter_config_json.empty()) {
+    ASSIGN_OR_RETURN(input_config, ReadText(files.adapter_config_json));
+  }
+  ASSIGN_OR_RETURN(std::string cfg,
+                   AdapterConfigForHf(input_config, LoraLayoutToWrite(options, family),
+                                      ExpertLoraRank(ckpt, family), copts.lora_alpha, family));
+  return WriteText(Join(out_dir, "adapter_config.json"), cfg);
+}
+
+}  // namespace
+
+absl::StatusOr<InputFiles> DescribeInput(const std::string& path) {
+  InputFiles f;
+  if (!Exists(path)) return absl::NotFoundError(absl::StrCat("input \"", path, "\" does not exist"));
+  f.is_directory = IsDir(path);
+  if (!f.is_directory) return f;
+  if (Exists(Join(path, "config.json"))) f.config_json = Join(path, "config.json");
+  if (Exists(Join(path, "adapter_config.json"))) f.adapter_config_json = Join(path, "adapter_config.json");
+  f.is_adapter = Exists(Join(path, "adapter_model.safetensors"));
+  return f;
+}
+
+absl::StatusOr<ConvertSummary> ConvertCheckpoint(Direction direction, const std::string& input,
+                                                 const std::string& output, const ConvertOptions& options,
+                                                 const CheckpointConvertOptions& copts) {
+  const auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(InputFiles files, DescribeInput(input));
+  ConvertSummary summary;
+  summary.input_is_directory = files.is_directory;
+  summary.adapter = files.is_adapter;
+  RETURN_IF_ERROR(CheckOutput(output, files.is_directory, copts.overwrite).status());
+  for (const std::string& notice : RemoveStaleTemporaries(output)) {
+    if (copts.notice) copts.notice(notice);
+  }
+  ASSIGN_OR_RETURN(SafetensorsCheckpoint ckpt, SafetensorsCheckpoint::Open(input));
+  ASSIGN_OR_RETURN(const LanePlan plan, PlanLanes(direction, ckpt, files.is_adapter, copts.streams.size()));
+  summary.streams = plan.lanes;
+  ConvertOptions stream_options = options;
+  if (plan.lanes > 1) {
+    // Each stream sees some layers only; the whole-checkpoint rule is checked
+    // here, from the headers, before any data moves.
+    stream_options.partial_checkpoint = true;
+    std::vector<std::string> keys;
+    for (const Item& it : plan.items) keys.push_back(plan.Name(it));
+    RETURN_IF_ERROR(CheckMoeLayerCoverage(options, keys, direction == Direction::kToHf));
+  } else if (direction == Direction::kToHf && plan.items.size() == 1) {
+    // One tensor is a single-tensor conversion (the reference's
+    // convert_single_tensor_to_hf, the ConvertTensor RPC): there is no model
+    // whose layers it could be missing.
+    stream_options.partial_checkpoint = true;
+  }
+
+  StagedOutput staged(output, files.is_directory);
+  RETURN_IF_ERROR(staged.Create());
+  const std::string& out_dir = staged.work_dir();
+
+  std::map<std::string, std::string> metadata;
+  if (direction == Direction::kFromHf && options.ep_size > 1) {
+    metadata = EpMetadata(options.geometry.num_experts, options.ep_size, options.ep_rank);
+  }
+  const bool single_file = !files.is_directory || files.is_adapter;
+  ShardLanes writer(out_dir, files.is_adapter ? "adapter_model" : "model",
+                    single_file ? 0 : copts.max_shard_bytes, plan.lanes, metadata);
+  ASSIGN_OR_RETURN(const ModelFamily* family, ResolveFamily(options));
+  ReserveHeaders(plan, direction, options, *family, writer);
+  ASSIGN_OR_RETURN(LaneResults results, RunLanes(direction, input, plan, stream_options, copts, writer));
+  ASSIGN_OR_RETURN(std::vector<std::string> written, writer.Finish());
+  summary.tensors_in = results.tensors_in;
+  summary.bytes_in = results.bytes_in;
+  summary.tensors_out = results.tensors_out;
+  summary.bytes_out = results.bytes_out;
+  summary.peak_held_bytes = results.peak_held_bytes;
+  summary.warnings = std::move(results.warnings);
 
   std::string output_file;
   if (!files.is_directory) {
-    // A file in, a file out: one lane wrote one file; several lanes wrote
-    // one shard each (max_shard_bytes = 0), merged here in lane order.
-    if (written.size() == 1) {
-      output_file = written[0];
-    } else {
-      output_file = ".merged.safetensors";
-      ASSIGN_OR_RETURN(auto merged, StreamingSafetensorsWriter::Create(Join(out_dir, output_file), metadata));
-      for (const std::string& name : written) {
-        if (!absl::EndsWith(name, ".safetensors")) continue;
-        ASSIGN_OR_RETURN(std::shared_ptr<SafetensorsFile> part, SafetensorsFile::Open(Join(out_dir, name)));
-        for (size_t i = 0; i < part->num_tensors(); ++i) RETURN_IF_ERROR(merged->Add(part->GetAt(i)));
-      }
-      RETURN_IF_ERROR(merged->Finish());
-    }
+    ASSIGN_OR_RETURN(output_file, OneOutputFile(out_dir, written, metadata));
     summary.files = {output.substr(output.rfind('/') == std::string::npos ? 0 : output.rfind('/') + 1)};
   } else {
-    // Non-tensor files travel with the checkpoint (config, tokenizer, ...).
-    ASSIGN_OR_RETURN(const std::vector<std::string> side_files, ListFiles(input));
-    for (const std::string& name : side_files) {
-      if (absl::EndsWith(name, ".safetensors") || absl::EndsWith(name, ".safetensors.index.json")) continue;
-      if (name == "adapter_config.json" && files.is_adapter && direction == Direction::kToHf) continue;
-      RETURN_IF_ERROR(CopyFile(Join(input, name), Join(out_dir, name)));
-      written.push_back(name);
-    }
-    if (files.is_adapter && direction == Direction::kToHf) {
-      std::string input_config;
-      if (!options.adapter_config_json.empty()) {
-        input_config = options.adapter_config_json;
-      } else if (!files.adapter_config_json.empty()) {
-        ASSIGN_OR_RETURN(input_config, ReadText(files.adapter_config_json));
-      }
-      ASSIGN_OR_RETURN(std::string cfg,
-                       AdapterConfigForHf(input_config, LoraLayoutToWrite(options, *family),
-                                          ExpertLoraRank(ckpt, *family), copts.lora_alpha, *family));
-      RETURN_IF_ERROR(WriteText(Join(out_dir, "adapter_config.json"), cfg));
+    const bool hf_adapter = files.is_adapter && direction == Direction::kToHf;
+    RETURN_IF_ERROR(CopySideFiles(input, hf_adapter, out_dir, written));
+    if (hf_adapter) {
+      RETURN_IF_ERROR(WriteHfAdapterConfig(files, ckpt, options, *family, copts, out_dir));
       written.push_back("adapter_config.json");
     }
     summary.files = written;

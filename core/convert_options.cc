@@ -253,4 +253,11 @@ absl::Status ValidateOptions(const ConvertOptions& o) {
   return absl::OkStatus();
 }
 
+Geometry ApplyGeometrySizes(Geometry from_config, const GeometrySizes& sizes) {
+  if (sizes.num_experts) from_config.num_experts = *sizes.num_experts;
+  if (sizes.hidden_size) from_config.hidden_size = *sizes.hidden_size;
+  if (sizes.moe_intermediate_size) from_config.moe_intermediate_size = *sizes.moe_intermediate_size;
+  return from_config;
+}
+
 }  // namespace moe_adapter

@@ -50,19 +50,19 @@ absl::StatusOr<StreamConfig> StreamConfigFromWire(const v1::StreamOptions& w, ui
   StreamConfig cfg;
   ConvertOptions& o = cfg.options;
   const v1::Geometry& g = w.geometry();
-  const bool has_trio = g.num_experts() != 0 || g.hidden_size() != 0 || g.moe_intermediate_size() != 0;
   o.family = w.family();
+  // A size of 0 is "not given" (proto3 scalars have no presence).
+  GeometrySizes sizes;
+  if (g.num_experts() != 0) sizes.num_experts = g.num_experts();
+  if (g.hidden_size() != 0) sizes.hidden_size = g.hidden_size();
+  if (g.moe_intermediate_size() != 0) sizes.moe_intermediate_size = g.moe_intermediate_size();
+  const bool has_trio = sizes.num_experts || sizes.hidden_size || sizes.moe_intermediate_size;
   if (!w.config_json().empty()) {
     absl::StatusOr<Geometry> parsed = ParseHfConfig(w.config_json(), w.family());
     if (!parsed.ok()) return Prefixed(parsed.status());
-    o.geometry = *parsed;
-    if (g.num_experts() != 0) o.geometry.num_experts = g.num_experts();
-    if (g.hidden_size() != 0) o.geometry.hidden_size = g.hidden_size();
-    if (g.moe_intermediate_size() != 0) o.geometry.moe_intermediate_size = g.moe_intermediate_size();
+    o.geometry = ApplyGeometrySizes(*parsed, sizes);
   } else if (has_trio) {
-    o.geometry.num_experts = g.num_experts();
-    o.geometry.hidden_size = g.hidden_size();
-    o.geometry.moe_intermediate_size = g.moe_intermediate_size();
+    o.geometry = ApplyGeometrySizes(Geometry{}, sizes);
     if (g.has_num_hidden_layers()) o.geometry.num_hidden_layers = g.num_hidden_layers();
     o.geometry.mlp_only_layers.assign(g.mlp_only_layers().begin(), g.mlp_only_layers().end());
     if (g.decoder_sparse_step() < 0) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/checked_math.h"
+#include "core/internal/status_macros.h"
 #include "core/safetensors_format.h"
 
 namespace moe_adapter {
@@ -17,17 +18,15 @@ TensorSink FromHfReactor::Collect(JobOutputs* outputs) const {
 }
 
 absl::Status FromHfReactor::OnOptions(const wire::StreamConfig& config) {
-  absl::StatusOr<std::unique_ptr<FromHfConverter>> conv = FromHfConverter::Create(config.options, env().device);
-  if (!conv.ok()) return conv.status();
-  converter_ = std::move(*conv);
+  ASSIGN_OR_RETURN(std::unique_ptr<FromHfConverter> conv, FromHfConverter::Create(config.options, env().device));
+  converter_ = std::move(conv);
   metadata_ = converter_->OutputMetadata();
   return absl::OkStatus();
 }
 
 absl::Status FromHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
-  absl::StatusOr<TensorPlan> plan = converter_->Plan(h.info);
-  if (!plan.ok()) return plan.status();
-  plan_ = std::move(*plan);
+  ASSIGN_OR_RETURN(TensorPlan plan, converter_->Plan(h.info));
+  plan_ = std::move(plan);
   switch (plan_.kind) {
     case TensorPlan::Kind::kDrop:
       return absl::OkStatus();
@@ -41,14 +40,12 @@ absl::Status FromHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
       const std::optional<uint64_t> need =
           checked::Add<uint64_t>({h.byte_length, plan_.hold_bytes, window_bytes(), KeyCost(h.info.name)});
       const std::string name = safetensors::Quote(h.info.name);
-      absl::Status s = ReserveMore(
-          need, plan_.hold_bytes > 0 ? absl::StrCat("tensor ", name, " (", h.byte_length, " bytes, and ",
-                                                    plan_.hold_bytes, " bytes for the group it starts)")
-                                     : absl::StrCat("tensor ", name, " (", h.byte_length, " bytes)"));
-      if (!s.ok()) return s;
-      absl::StatusOr<Bytes> buffer = AllocateBuffer(h.byte_length, h.info.name);
-      if (!buffer.ok()) return buffer.status();
-      buffer_ = std::move(*buffer);
+      RETURN_IF_ERROR(ReserveMore(need, plan_.hold_bytes > 0
+                                            ? absl::StrCat("tensor ", name, " (", h.byte_length, " bytes, and ",
+                                                           plan_.hold_bytes, " bytes for the group it starts)")
+                                            : absl::StrCat("tensor ", name, " (", h.byte_length, " bytes)")));
+      ASSIGN_OR_RETURN(Bytes buffer, AllocateBuffer(h.byte_length, h.info.name));
+      buffer_ = std::move(buffer);
       return absl::OkStatus();
     }
     case TensorPlan::Kind::kSlabs:

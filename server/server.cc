@@ -23,9 +23,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/buffer_cache.h"
+#include "core/internal/status_macros.h"
 #include "moe_adapter/device.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
 #include "protocol/frame_codec.h"
+#include "server/job_queue.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/service.h"
@@ -33,7 +35,6 @@
 #include "server/shm_regions.h"
 #include "server/token_rules.h"
 #include "server/unix_socket.h"
-#include "server/worker_pool.h"
 
 #ifndef MOE_ADAPTER_VERSION
 #define MOE_ADAPTER_VERSION "0.0.0"
@@ -61,19 +62,16 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, const char* f
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
   if (o.tls_cert.empty()) return grpc::InsecureServerCredentials();
-  absl::StatusOr<std::string> cert = ReadSmallFile(o.tls_cert, "tls-cert");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadSmallFile(o.tls_key, "tls-key");
-  if (!key.ok()) return key.status();
+  ASSIGN_OR_RETURN(std::string cert, ReadSmallFile(o.tls_cert, "tls-cert"));
+  ASSIGN_OR_RETURN(std::string key, ReadSmallFile(o.tls_key, "tls-key"));
   grpc::SslServerCredentialsOptions ssl(o.tls_client_ca.empty()
                                             ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
                                             : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   if (!o.tls_client_ca.empty()) {
-    absl::StatusOr<std::string> ca = ReadSmallFile(o.tls_client_ca, "tls-client-ca");
-    if (!ca.ok()) return ca.status();
-    ssl.pem_root_certs = *ca;
+    ASSIGN_OR_RETURN(std::string ca, ReadSmallFile(o.tls_client_ca, "tls-client-ca"));
+    ssl.pem_root_certs = ca;
   }
-  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  ssl.pem_key_cert_pairs.push_back({key, cert});
   return grpc::SslServerCredentials(ssl);
 }
 
@@ -114,8 +112,7 @@ void EnableGrpcPlugins() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const ServerOptions& o) {
-  absl::Status valid = ValidateServerOptions(o);
-  if (!valid.ok()) return valid;
+  RETURN_IF_ERROR(ValidateServerOptions(o));
   ServiceConfig cfg;
   cfg.version = kVersion;
   cfg.cuda_built = CudaBuilt();
@@ -123,9 +120,8 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
   if (!device.ok()) return absl::Status(device.status().code(), absl::StrCat("--device ", o.device, ": ", device.status().message()));
   cfg.device = *device;
   if (!o.auth_token_file.empty()) {
-    absl::StatusOr<std::string> token = ReadSmallFile(o.auth_token_file, "auth-token-file");
-    if (!token.ok()) return token.status();
-    cfg.auth_token = std::string(absl::StripAsciiWhitespace(*token));
+    ASSIGN_OR_RETURN(std::string token, ReadSmallFile(o.auth_token_file, "auth-token-file"));
+    cfg.auth_token = std::string(absl::StripAsciiWhitespace(token));
     if (cfg.auth_token.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("--auth-token-file: \"", o.auth_token_file, "\" is empty"));
     }
@@ -136,8 +132,7 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
           "anyone can read; put a real secret there (e.g. the output of `openssl rand -hex 32`)"));
     }
   }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = Credentials(o);
-  if (!creds.ok()) return creds.status();
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, Credentials(o));
   cfg.max_chunk_bytes = o.max_chunk_bytes;
   cfg.default_chunk_bytes = std::min<uint64_t>(wire::kDefaultChunkBytes, o.max_chunk_bytes);
   cfg.max_receive_message_bytes = o.max_chunk_bytes + wire::kMessageSlackBytes;
@@ -169,7 +164,7 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
     s->regions_ = std::make_unique<RegionRegistry>(absl::ToChronoNanoseconds(ttl));
     cfg.regions = s->regions_.get();
   }
-  s->workers_ = std::make_unique<WorkerPool>(o.worker_threads);
+  s->workers_ = std::make_unique<JobQueue>(o.worker_threads);
   s->service_ = std::make_unique<AdapterService>(cfg, s->metrics_.get(), s->budget_.get(), s->workers_.get());
 
   EnableGrpcPlugins();
@@ -181,7 +176,7 @@ absl::StatusOr<std::unique_ptr<AdapterServer>> AdapterServer::Start(const Server
       if (absl::Status claimed = ClaimUnixSocketPath(*path); !claimed.ok()) return claimed;
       any_unix = true;
     }
-    builder.AddListeningPort(o.listen[i], *creds, &ports[i]);
+    builder.AddListeningPort(o.listen[i], creds, &ports[i]);
   }
   if (s->regions_) {
     ShmChannel::Config sc;
@@ -325,10 +320,9 @@ absl::Status RunServer(const ServerOptions& options) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
 
-  absl::StatusOr<std::unique_ptr<AdapterServer>> server = AdapterServer::Start(options);
-  if (!server.ok()) return server.status();
+  ASSIGN_OR_RETURN(std::unique_ptr<AdapterServer> server, AdapterServer::Start(options));
   std::string extra;
-  if ((*server)->metrics_port() != 0) absl::StrAppend(&extra, " (metrics on port ", (*server)->metrics_port(), ")");
+  if (server->metrics_port() != 0) absl::StrAppend(&extra, " (metrics on port ", server->metrics_port(), ")");
   if (!options.tls_cert.empty()) absl::StrAppend(&extra, options.tls_client_ca.empty() ? " [TLS]" : " [mTLS]");
   // One line per address, in the order given: HOST:PORT (the bound port) or
   // the unix: (unix-abstract:) address as given.
@@ -336,7 +330,7 @@ absl::Status RunServer(const ServerOptions& options) {
     const std::string& listen = options.listen[i];
     const std::string addr = absl::StartsWith(listen, "unix")
                                  ? listen
-                                 : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", (*server)->ports()[i]);
+                                 : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", server->ports()[i]);
     std::fprintf(stderr, "moe-adapter-server: listening on %s%s\n", addr.c_str(), extra.c_str());
   }
   std::fflush(stderr);
@@ -347,7 +341,7 @@ absl::Status RunServer(const ServerOptions& options) {
   std::fprintf(stderr, "moe-adapter-server: %s: draining (grace %s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(options.shutdown_grace).c_str());
   std::fflush(stderr);
-  (*server)->Shutdown(options.shutdown_grace);
+  server->Shutdown(options.shutdown_grace);
   std::fprintf(stderr, "moe-adapter-server: stopped\n");
   return absl::OkStatus();
 }

@@ -49,7 +49,7 @@ class MemoryBudget;
 class Metrics;
 class RegionRegistry;
 class ShmChannel;
-class WorkerPool;
+class JobQueue;
 
 // kVersion: the server's version string (GetInfo, build_info).
 extern const char kVersion[];
@@ -94,7 +94,7 @@ class AdapterServer {
   std::unique_ptr<RegionRegistry> regions_;
   std::vector<std::unique_ptr<ShmChannel>> shm_channels_;
   std::unique_ptr<AdapterService> service_;
-  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<JobQueue> workers_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/internal/status_macros.h"
 #include "core/quote.h"
 #include "server/unix_socket.h"
 
@@ -229,12 +230,10 @@ absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& a
       if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
       value = args[++i];
     }
-    absl::Status s = row->set(&o, value);
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(row->set(&o, value));
   }
   if (o.listen.empty()) o.listen = ServerOptions().listen;
-  absl::Status v = ValidateServerOptions(o);
-  if (!v.ok()) return v;
+  RETURN_IF_ERROR(ValidateServerOptions(o));
   return o;
 }
 

@@ -27,7 +27,7 @@ class RefusedStream final : public AdapterService::BidiReactor {
 }  // namespace
 
 AdapterService::AdapterService(const ServiceConfig& config, Metrics* metrics, MemoryBudget* budget,
-                               WorkerPool* workers)
+                               JobQueue* workers)
     : config_(config), metrics_(metrics), budget_(budget), workers_(workers) {
   absl::Duration shortest = absl::InfiniteDuration();
   for (absl::Duration d : {config.stream_idle_timeout, config.stream_options_timeout}) {

@@ -28,10 +28,10 @@
 #include "absl/time/time.h"
 #include "moe_adapter/v1/adapter.grpc.pb.h"
 #include "server/idle_watchdog.h"
+#include "server/job_queue.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/stream_reactor.h"
-#include "server/worker_pool.h"
 
 namespace moe_adapter {
 namespace server {
@@ -66,7 +66,7 @@ using RawStreamingService = v1::MoeAdapter::WithRawCallbackMethod_ToHF<
 class AdapterService final : public RawStreamingService {
  public:
   // `metrics`, `budget` and `workers` must outlive the service.
-  AdapterService(const ServiceConfig& config, Metrics* metrics, MemoryBudget* budget, WorkerPool* workers);
+  AdapterService(const ServiceConfig& config, Metrics* metrics, MemoryBudget* budget, JobQueue* workers);
 
   using BidiReactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
   BidiReactor* ToHF(grpc::CallbackServerContext* context) override;
@@ -92,7 +92,7 @@ class AdapterService final : public RawStreamingService {
   const ServiceConfig config_;
   Metrics* metrics_;
   MemoryBudget* budget_;
-  WorkerPool* workers_;
+  JobQueue* workers_;
   // Null when both stream timeouts are off.
   std::unique_ptr<IdleWatchdog> watchdog_;
   std::atomic<bool> draining_{false};

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/checked_math.h"
+#include "core/internal/status_macros.h"
 #include "core/safetensors_format.h"
 #include "core/session_common.h"
 #include "moe_adapter/crc32c.h"
@@ -207,11 +208,10 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
   if (!decoded.ok()) return decoded;
   if (msg_.is_chunk) {
     if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
-    absl::StatusOr<uint64_t> offset = reader_.Chunk(msg_.chunk);
-    if (!offset.ok()) return offset.status();
+    ASSIGN_OR_RETURN(uint64_t offset, reader_.Chunk(msg_.chunk));
     bytes_in_ += msg_.chunk.size();
     env_.metrics->Payload(rpc_, Direction::kIn, msg_.chunk.size());
-    absl::Status s = Deliver(&msg_.chunk, *offset, job);
+    absl::Status s = Deliver(&msg_.chunk, offset, job);
     msg_.chunk = wire::Payload();  // gRPC's slices go back as soon as possible
     return s;
   }
@@ -219,18 +219,16 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
   switch (in.kind_case()) {
     case v1::ConvertRequest::kOptions: {
       if (options_seen_) return absl::InvalidArgumentError("options sent twice: only the first message carries them");
-      absl::StatusOr<wire::StreamConfig> cfg =
-          wire::StreamConfigFromWire(in.options(), env_.default_chunk_bytes, env_.max_chunk_bytes);
-      if (!cfg.ok()) return cfg.status();
+      ASSIGN_OR_RETURN(wire::StreamConfig cfg,
+                       wire::StreamConfigFromWire(in.options(), env_.default_chunk_bytes, env_.max_chunk_bytes));
       // What the options keep (up to 1 MiB of adapter config, a layer list
       // as long as config.json makes it) stays with the stream, in up to
       // three copies (the reactor's, the session's, one being validated).
-      const ConvertOptions& o = cfg->options;
+      const ConvertOptions& o = cfg.options;
       const std::optional<uint64_t> kept = checked::Mul<uint64_t>(
           {3, o.adapter_config_json.size() + o.exclude_key_regex.size() +
                   o.geometry.mlp_only_layers.size() * sizeof(int64_t)});
-      absl::Status room = ReserveMore(kept, "the stream's options");
-      if (!room.ok()) return room;
+      RETURN_IF_ERROR(ReserveMore(kept, "the stream's options"));
       options_bytes_ = kept.value_or(0);
       if (!in.options().shared_memory_token().empty()) {
         if (!env_.regions) {
@@ -238,28 +236,23 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
               "options: shared_memory_token given, but this server serves no shared memory (it needs a unix: "
               "listener, without --no-shared-memory); stream the tensors instead");
         }
-        absl::StatusOr<RegionSet> taken = env_.regions->Take(in.options().shared_memory_token());
-        if (!taken.ok()) return taken.status();
-        regions_ = *std::move(taken);
+        ASSIGN_OR_RETURN(regions_, env_.regions->Take(in.options().shared_memory_token()));
       }
-      chunk_bytes_ = cfg->chunk_bytes;
+      chunk_bytes_ = cfg.chunk_bytes;
       reader_ = wire::FrameReader(chunk_bytes_, wire::kMaxTensorNameBytes);
       queue_ = OutputQueue(chunk_bytes_);
       options_seen_ = true;
-      return OnOptions(*cfg);
+      return OnOptions(cfg);
     }
     case v1::ConvertRequest::kHeader: {
       if (!options_seen_) return absl::InvalidArgumentError("the first message of a stream must carry its options");
       if (in.header().has_region_offset()) return BeginRegionTensor(in.header(), job);
-      absl::StatusOr<const wire::FrameHeader*> h = reader_.Begin(in.header());
-      if (!h.ok()) return h.status();
+      ASSIGN_OR_RETURN(const wire::FrameHeader* h, reader_.Begin(in.header()));
       // The stream keeps the name (input registry, an output key, a queued
       // header) after the tensor: reserved before the core sees it.
-      absl::Status kept = ReserveMore(KeyCost((*h)->info.name) * 3 + MetadataBytes((*h)->metadata),
-                                      absl::StrCat("the bookkeeping of tensor ", safetensors::Quote((*h)->info.name)));
-      if (!kept.ok()) return kept;
-      absl::Status s = OnTensorBegin(**h);
-      if (!s.ok()) return s;
+      RETURN_IF_ERROR(ReserveMore(KeyCost(h->info.name) * 3 + MetadataBytes(h->metadata),
+                                  absl::StrCat("the bookkeeping of tensor ", safetensors::Quote(h->info.name))));
+      RETURN_IF_ERROR(OnTensorBegin(*h));
       if (!reader_.complete()) return absl::OkStatus();
       wire::Payload empty;
       return Deliver(&empty, 0, job);
@@ -274,8 +267,7 @@ absl::Status StreamReactor::HandleMessage(Job* job) {
 absl::Status StreamReactor::Deliver(wire::Payload* chunk, uint64_t offset, Job* job) {
   const bool last = reader_.complete();
   if (last) {
-    absl::Status crc = reader_.End();
-    if (!crc.ok()) return crc;
+    RETURN_IF_ERROR(reader_.End());
     ++tensors_in_;
     env_.metrics->Tensor(rpc_, Direction::kIn);
   }
@@ -284,8 +276,7 @@ absl::Status StreamReactor::Deliver(wire::Payload* chunk, uint64_t offset, Job* 
 
 absl::Status StreamReactor::HandleInputEnd(Job* job) {
   if (!options_seen_) return absl::InvalidArgumentError("the stream ended before its options");
-  absl::Status s = reader_.Close();
-  if (!s.ok()) return s;
+  RETURN_IF_ERROR(reader_.Close());
   return OnInputEnd(job);
 }
 

@@ -50,13 +50,13 @@
 #include "moe_adapter/v1/adapter.pb.h"
 #include "protocol/frame_codec.h"
 #include "server/idle_watchdog.h"
+#include "server/job_queue.h"
 #include "server/memory_budget.h"
 #include "server/metrics.h"
 #include "server/output_queue.h"
 #include "server/shm_regions.h"
 #include "protocol/options_codec.h"
 #include "protocol/wire_message.h"
-#include "server/worker_pool.h"
 
 namespace moe_adapter {
 namespace server {
@@ -66,7 +66,7 @@ struct StreamEnv {
   Device device;
   Metrics* metrics = nullptr;
   MemoryBudget* budget = nullptr;
-  WorkerPool* workers = nullptr;
+  JobQueue* workers = nullptr;
   uint64_t default_chunk_bytes = wire::kDefaultChunkBytes;
   uint64_t max_chunk_bytes = wire::kDefaultChunkBytes;
   // Larger messages end the stream with RESOURCE_EXHAUSTED; 0: no limit.

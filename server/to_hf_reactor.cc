@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/checked_math.h"
+#include "core/internal/status_macros.h"
 #include "core/safetensors_format.h"
 
 namespace moe_adapter {
@@ -22,16 +23,14 @@ TensorSink Collect(JobOutputs* outputs) {
 
 absl::Status ToHfReactor::OnOptions(const wire::StreamConfig& config) {
   options_ = config.options;
-  absl::StatusOr<std::unique_ptr<ToHfConverter>> conv = ToHfConverter::Create(options_, env().device);
-  if (!conv.ok()) return conv.status();
-  converter_ = std::move(*conv);
+  ASSIGN_OR_RETURN(std::unique_ptr<ToHfConverter> conv, ToHfConverter::Create(options_, env().device));
+  converter_ = std::move(conv);
   return absl::OkStatus();
 }
 
 absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
-  absl::StatusOr<TensorPlan> plan = converter_->Plan(h.info);
-  if (!plan.ok()) return plan.status();
-  plan_ = std::move(*plan);
+  ASSIGN_OR_RETURN(TensorPlan plan, converter_->Plan(h.info));
+  plan_ = std::move(plan);
   switch (plan_.kind) {
     case TensorPlan::Kind::kDrop:
       return absl::OkStatus();
@@ -53,12 +52,10 @@ absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
           checked::Add<uint64_t>(slab, checked::Mul<uint64_t>(checked::Add<uint64_t>({slab, chunk_bytes()}), widen)),
           checked::Add<uint64_t>(window_bytes(),
                                  checked::Mul<uint64_t>({static_cast<uint64_t>(plan_.num_slabs), 2, KeyCost(h.info.name)})));
-      absl::Status s = ReserveMore(need, absl::StrCat("tensor ", safetensors::Quote(h.info.name), " (expert slabs of ",
-                                                      plan_.slab_bytes, " bytes)"));
-      if (!s.ok()) return s;
-      absl::StatusOr<Bytes> buffer = plan_.num_slabs > 0 ? AllocateBuffer(plan_.slab_bytes, h.info.name) : Bytes();
-      if (!buffer.ok()) return buffer.status();
-      buffer_ = std::move(*buffer);
+      RETURN_IF_ERROR(ReserveMore(need, absl::StrCat("tensor ", safetensors::Quote(h.info.name), " (expert slabs of ",
+                                                     plan_.slab_bytes, " bytes)")));
+      ASSIGN_OR_RETURN(Bytes buffer, plan_.num_slabs > 0 ? AllocateBuffer(plan_.slab_bytes, h.info.name) : Bytes());
+      buffer_ = std::move(buffer);
       filled_ = 0;
       next_slab_ = 0;
       return absl::OkStatus();
@@ -71,12 +68,10 @@ absl::Status ToHfReactor::OnTensorBegin(const wire::FrameHeader& h) {
       const std::optional<uint64_t> need = checked::Add<uint64_t>(
           checked::Mul<uint64_t>({3, h.byte_length}),
           checked::Add<uint64_t>(window_bytes(), checked::Mul<uint64_t>({experts, 2, KeyCost(h.info.name)})));
-      absl::Status s = ReserveMore(need, absl::StrCat("tensor ", safetensors::Quote(h.info.name), " (",
-                                                      h.byte_length, " bytes converted whole)"));
-      if (!s.ok()) return s;
-      absl::StatusOr<Bytes> buffer = AllocateBuffer(h.byte_length, h.info.name);
-      if (!buffer.ok()) return buffer.status();
-      buffer_ = std::move(*buffer);
+      RETURN_IF_ERROR(ReserveMore(need, absl::StrCat("tensor ", safetensors::Quote(h.info.name), " (", h.byte_length,
+                                                     " bytes converted whole)")));
+      ASSIGN_OR_RETURN(Bytes buffer, AllocateBuffer(h.byte_length, h.info.name));
+      buffer_ = std::move(buffer);
       return absl::OkStatus();
     }
   }
@@ -128,8 +123,7 @@ absl::Status ToHfReactor::ConvertSlabs(const wire::Payload& data, JobOutputs* ou
       filled_ += n;
       pos += n;
       if (filled_ == plan_.slab_bytes) {
-        absl::Status s = converter_->ConvertSlab(plan_, next_slab_++, buffer_.data(), sink);
-        if (!s.ok()) return s;
+        RETURN_IF_ERROR(converter_->ConvertSlab(plan_, next_slab_++, buffer_.data(), sink));
         filled_ = 0;
       }
     }

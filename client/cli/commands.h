@@ -6,9 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "moe_adapter/checkpoint_convert.h"
+
 namespace moe_adapter::cli {
 
-int RunInspect(const std::vector<std::string>& args);  // cmd_inspect.cc
+int RunConvert(Direction dir, const std::vector<std::string>& args);  // cmd_convert.cc: to-hf, from-hf
+int RunInspect(const std::vector<std::string>& args);                 // cmd_inspect.cc
+int RunHealth(const std::vector<std::string>& args);                  // cmd_health.cc
 
 }  // namespace moe_adapter::cli
 

@@ -120,6 +120,19 @@ struct ConvertOptions {
 // object, a ParamWrapper layout for a family that offers none...).
 absl::Status ValidateOptions(const ConvertOptions& options);
 
+// GeometrySizes: the expert count and sizes given explicitly (CLI flags, wire
+// fields), each unset when not given.
+struct GeometrySizes {
+  std::optional<int64_t> num_experts;
+  std::optional<int64_t> hidden_size;
+  std::optional<int64_t> moe_intermediate_size;
+};
+
+// ApplyGeometrySizes(): the one precedence rule of every front end: the
+// geometry from config.json (or a default Geometry when there is none), with
+// each size given explicitly in its place.
+Geometry ApplyGeometrySizes(Geometry from_config, const GeometrySizes& sizes);
+
 }  // namespace moe_adapter
 
 #endif  // MOE_ADAPTER_CONVERT_OPTIONS_H_

@@ -1,17 +1,17 @@
-#include "server/worker_pool.h"
+#include "server/job_queue.h"
 
 #include <algorithm>
 
 namespace moe_adapter {
 namespace server {
 
-WorkerPool::WorkerPool(int threads) {
+JobQueue::JobQueue(int threads) {
   if (threads <= 0) threads = std::max(2u, std::thread::hardware_concurrency());
   threads_.reserve(threads);
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
-WorkerPool::~WorkerPool() {
+JobQueue::~JobQueue() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -20,7 +20,7 @@ WorkerPool::~WorkerPool() {
   for (std::thread& t : threads_) t.join();
 }
 
-void WorkerPool::Submit(std::function<void()> job) {
+void JobQueue::Submit(std::function<void()> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     jobs_.push_back(std::move(job));
@@ -28,7 +28,7 @@ void WorkerPool::Submit(std::function<void()> job) {
   cv_.notify_one();
 }
 
-void WorkerPool::Loop() {
+void JobQueue::Loop() {
   for (;;) {
     std::function<void()> job;
     {

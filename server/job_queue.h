@@ -1,18 +1,20 @@
-// File: server/worker_pool.h
+// File: server/job_queue.h
 //
-// Threads that run conversion jobs off gRPC's callback threads, so a slab
-// transpose or a group flush never stalls other streams' reactions. Jobs of
+// A queue of conversion jobs and the threads that run them, off gRPC's
+// callback threads, so a slab transpose or a group flush never stalls other
+// streams' reactions. (Not core/thread_pool.h's WorkerPool, which splits one
+// transpose's loop over threads.) Jobs of
 // one stream never overlap (the stream submits its next job when the previous
 // one has finished); jobs of different streams run in parallel.
 //
 // Example:
-//   WorkerPool pool(4);
-//   pool.Submit([] { ConvertOneSlab(); });
+//   JobQueue jobs(4);
+//   jobs.Submit([] { ConvertOneSlab(); });
 //
 // Thread-safety: Submit() may be called from any thread. The destructor runs
 // every job already submitted, then joins the threads.
-#ifndef MOE_ADAPTER_SERVER_WORKER_POOL_H_
-#define MOE_ADAPTER_SERVER_WORKER_POOL_H_
+#ifndef MOE_ADAPTER_SERVER_JOB_QUEUE_H_
+#define MOE_ADAPTER_SERVER_JOB_QUEUE_H_
 
 #include <condition_variable>
 #include <deque>
@@ -24,13 +26,13 @@
 namespace moe_adapter {
 namespace server {
 
-class WorkerPool {
+class JobQueue {
  public:
   // `threads` <= 0: one per hardware thread (at least 2).
-  explicit WorkerPool(int threads);
-  ~WorkerPool();
-  WorkerPool(const WorkerPool&) = delete;
-  WorkerPool& operator=(const WorkerPool&) = delete;
+  explicit JobQueue(int threads);
+  ~JobQueue();
+  JobQueue(const JobQueue&) = delete;
+  JobQueue& operator=(const JobQueue&) = delete;
 
   void Submit(std::function<void()> job);
 
@@ -47,4 +49,4 @@ class WorkerPool {
 }  // namespace server
 }  // namespace moe_adapter
 
-#endif  // MOE_ADAPTER_SERVER_WORKER_POOL_H_
+#endif  // MOE_ADAPTER_SERVER_JOB_QUEUE_H_
