@@ -76,20 +76,9 @@ class FromHfSession final : public FromHfConverter {
   absl::Status ClaimPassThrough(const TensorPlan& plan) override { return s_.registry.ClaimPassThrough(plan); }
 
   absl::Status Add(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
-    if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
-    }
-    switch (plan.kind) {
-      case TensorPlan::Kind::kDrop:
-        return absl::OkStatus();
-      case TensorPlan::Kind::kPassThrough:
-        RETURN_IF_ERROR(s_.registry.Claim(plan.input.name));
-        return sink(NamedTensor{plan.input.name, in});
-      case TensorPlan::Kind::kSlabs:
-        return absl::InternalError("from_hf has no slab plans");
-      case TensorPlan::Kind::kWhole:
-        break;
-    }
+    ASSIGN_OR_RETURN(const bool done, EmitUnconverted(plan, in, s_.registry, sink));
+    if (done) return absl::OkStatus();
+    if (plan.kind == TensorPlan::Kind::kSlabs) return absl::InternalError("from_hf has no slab plans");
     if (!plan.route) {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": its plan was not made by Plan()"));
     }

@@ -189,20 +189,9 @@ class GroupedFromHf final : public FromHfConverter {
   absl::Status ClaimPassThrough(const TensorPlan& plan) override { return registry_.ClaimPassThrough(plan); }
 
   absl::Status Add(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
-    if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
-    }
-    switch (plan.kind) {
-      case TensorPlan::Kind::kDrop:
-        return absl::OkStatus();
-      case TensorPlan::Kind::kPassThrough:
-        RETURN_IF_ERROR(registry_.Claim(plan.input.name));
-        return sink(NamedTensor{plan.input.name, in});
-      case TensorPlan::Kind::kSlabs:
-        return absl::InternalError("from_hf has no slab plans");
-      case TensorPlan::Kind::kWhole:
-        break;
-    }
+    ASSIGN_OR_RETURN(const bool done, EmitUnconverted(plan, in, registry_, sink));
+    if (done) return absl::OkStatus();
+    if (plan.kind == TensorPlan::Kind::kSlabs) return absl::InternalError("from_hf has no slab plans");
     if (plan.route == nullptr) return NotPlanned(plan);
     if (plan.route->at.expert != kWholeTensor) return AddHalf(plan, in, sink);
     const Row& row = rows_[plan.route->row];
@@ -450,20 +439,9 @@ class GroupedToHf final : public ToHfConverter {
   absl::Status ClaimPassThrough(const TensorPlan& plan) override { return registry_.ClaimPassThrough(plan); }
 
   absl::Status ConvertWhole(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
-    if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
-    }
-    switch (plan.kind) {
-      case TensorPlan::Kind::kDrop:
-        return absl::OkStatus();
-      case TensorPlan::Kind::kPassThrough:
-        RETURN_IF_ERROR(registry_.Claim(plan.input.name));
-        return sink(NamedTensor{plan.input.name, in});
-      case TensorPlan::Kind::kSlabs:
-        return absl::InternalError("grouped to_hf has no slab plans");
-      case TensorPlan::Kind::kWhole:
-        break;
-    }
+    ASSIGN_OR_RETURN(const bool done, EmitUnconverted(plan, in, registry_, sink));
+    if (done) return absl::OkStatus();
+    if (plan.kind == TensorPlan::Kind::kSlabs) return absl::InternalError("grouped to_hf has no slab plans");
     if (plan.route == nullptr) return NotPlanned(plan);
     const Row& row = rows_[plan.route->row];
     std::string key = row.hf.Format(KeyParts{plan.route->at.prefix, plan.route->at.layer, -1});

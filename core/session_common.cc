@@ -44,6 +44,28 @@ absl::Status OutputRegistry::ClaimPassThrough(const TensorPlan& plan) {
   return Claim(plan.input.name);
 }
 
+absl::StatusOr<bool> EmitUnconverted(const TensorPlan& plan, const Tensor& in, OutputRegistry& registry,
+                                     const TensorSink& sink) {
+  if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
+    return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
+  }
+  switch (plan.kind) {
+    case TensorPlan::Kind::kDrop:
+      return true;
+    case TensorPlan::Kind::kPassThrough: {
+      absl::Status claimed = registry.Claim(plan.input.name);
+      if (!claimed.ok()) return claimed;
+      absl::Status sent = sink(NamedTensor{plan.input.name, in});
+      if (!sent.ok()) return sent;
+      return true;
+    }
+    case TensorPlan::Kind::kSlabs:
+    case TensorPlan::Kind::kWhole:
+      break;
+  }
+  return false;
+}
+
 absl::Status InputRegistry::Claim(const std::string& key) {
   if (!keys_.insert(key).second) {
     return absl::InvalidArgumentError(absl::StrCat("input key ", Quote(key), " appears twice"));

@@ -53,6 +53,13 @@ class OutputRegistry {
   size_t bytes_ = 0;
 };
 
+// EmitUnconverted(): what every session's Add()/ConvertWhole() does first:
+// the data must match the plan's header; a kDrop plan is done; a kPassThrough
+// plan is claimed in `registry` and emitted as it is. True when the plan was
+// handled here, false when the caller converts it (kSlabs, kWhole).
+absl::StatusOr<bool> EmitUnconverted(const TensorPlan& plan, const Tensor& in, OutputRegistry& registry,
+                                     const TensorSink& sink);
+
 // InputRegistry: every input key a session has planned; a second tensor
 // under the same key is an error (a file cannot hold one, a stream can).
 class InputRegistry {

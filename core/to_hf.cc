@@ -143,19 +143,15 @@ class ToHfSession final : public ToHfConverter {
   absl::Status ClaimPassThrough(const TensorPlan& plan) override { return registry_.ClaimPassThrough(plan); }
 
   absl::Status ConvertWhole(const TensorPlan& plan, const Tensor& in, const TensorSink& sink) override {
-    if (in.dtype != plan.input.dtype || in.shape != plan.input.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": data does not match its header"));
-    }
-    const bool routed = plan.kind == TensorPlan::Kind::kSlabs || plan.kind == TensorPlan::Kind::kWhole;
-    if (routed && !plan.route) {
+    ASSIGN_OR_RETURN(const bool done, EmitUnconverted(plan, in, registry_, sink));
+    if (done) return absl::OkStatus();
+    if (!plan.route) {
       return absl::InvalidArgumentError(absl::StrCat("key ", Quote(plan.input.name), ": its plan was not made by Plan()"));
     }
     switch (plan.kind) {
       case TensorPlan::Kind::kDrop:
-        return absl::OkStatus();
       case TensorPlan::Kind::kPassThrough:
-        RETURN_IF_ERROR(registry_.Claim(plan.input.name));
-        return sink(NamedTensor{plan.input.name, in});
+        return absl::OkStatus();  // handled above
       case TensorPlan::Kind::kSlabs:
         if (device_.accelerator && plan.num_slabs > 0) return ConvertOnDevice(plan, in, sink);
         for (int64_t i = 0; i < plan.num_slabs; ++i) {
