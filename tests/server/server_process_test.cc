@@ -29,13 +29,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-json CaseNamed(const std::string& name) {
-  for (const json& c : Manifest()["cases"]) {
-    if (c["name"] == name) return c;
-  }
-  return json();
-}
-
 TEST(ServerProcessTest, ServesAGoldenCaseAndStopsOnSigterm) {
   ServerProcess p(MOE_SERVER_PATH, {"--max-stream-memory", "256MiB"});
   const int port = p.Port();

@@ -42,6 +42,13 @@ const json& Manifest() {
   return *m;
 }
 
+json CaseNamed(const std::string& name) {
+  for (const json& c : Manifest()["cases"]) {
+    if (c["name"] == name) return c;
+  }
+  return json();
+}
+
 std::vector<json> ReplayableCases(const std::string& op_prefix) {
   // Reference state and prefix rewriting that the contract replaces; the core
   // suites assert them on their own (golden README).

@@ -33,6 +33,8 @@ std::string DataDir();
 std::string GoldenDir();
 // The golden manifest, parsed once.
 const json& Manifest();
+// CaseNamed(): the manifest's case `name` (null when there is none).
+json CaseNamed(const std::string& name);
 // Cases the conversion suites replay: in_file present; not about reference
 // state (spec §15 cases the golden README marks as dedicated).
 std::vector<json> ReplayableCases(const std::string& op_prefix);

@@ -37,13 +37,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-json CaseNamed(const std::string& name) {
-  for (const json& c : Manifest()["cases"]) {
-    if (c["name"] == name) return c;
-  }
-  return json();
-}
-
 TensorList Inputs(const json& c) { return LoadSafetensors(GoldenDir() + "/" + c["in_file"].get<std::string>()); }
 
 bool IsToHf(const json& c) { return c["op"] != "from_hf"; }

@@ -27,13 +27,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-json CaseNamed(const std::string& name) {
-  for (const json& c : Manifest()["cases"]) {
-    if (c["name"] == name) return c;
-  }
-  return json();
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
