@@ -79,3 +79,12 @@ def certs(tmp_path_factory):
         "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2;")
     subprocess.run(["/bin/sh", "-c", script], cwd=d, check=True, capture_output=True)
     return d
+
+
+def ep_options(mesh):
+    """The Client options of a golden case's device mesh: its "ep" coordinate and size."""
+    if not mesh:
+        return {}
+    names = mesh.get("mesh_dim_names") or ["ep"]
+    i = names.index("ep") if "ep" in names else 0
+    return {"ep_rank": mesh["coord"][i], "ep_size": mesh["shape"][i]}

@@ -7,7 +7,7 @@ import os
 import grpc
 import pytest
 import st  # tests/acceptance/st.py (conftest puts it on the path)
-from conftest import DATA
+from conftest import DATA, ep_options as _ep
 
 from moe_adapter_client import Client, MoeAdapterError, RawTensor, wire_dtype
 
@@ -20,14 +20,6 @@ for fam in FAMILIES:
     for c in json.load(open(os.path.join(ROOT, fam, "manifest.json")))["cases"]:
         if "in_file" in c and c["op"] in ("to_hf", "from_hf", "convert_single_tensor_to_hf"):
             CASES.append((fam, c))
-
-
-def _ep(mesh):
-    if not mesh:
-        return {}
-    names = mesh.get("mesh_dim_names") or ["ep"]
-    i = names.index("ep") if "ep" in names else 0
-    return {"ep_rank": mesh["coord"][i], "ep_size": mesh["shape"][i]}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import os
 import grpc
 import pytest
 import st  # tests/acceptance/st.py (conftest puts it on the path)
-from conftest import DATA
+from conftest import DATA, ep_options as _ep
 
 from moe_adapter_client import Client, MoeAdapterError, RawTensor, wire_dtype
 
@@ -31,14 +31,6 @@ def _matches(name, names):
 CASES = [c for c in MANIFEST["cases"]
          if "in_file" in c and not _matches(c["name"], SKIP)
          and c["op"] in ("to_hf", "from_hf", "convert_single_tensor_to_hf", "derived_peft019_to_hf")]
-
-
-def _ep(mesh):
-    if not mesh:
-        return {}
-    names = mesh.get("mesh_dim_names") or ["ep"]
-    i = names.index("ep") if "ep" in names else 0
-    return {"ep_rank": mesh["coord"][i], "ep_size": mesh["shape"][i]}
 
 
 def test_every_case_is_replayed():
