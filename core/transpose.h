@@ -28,7 +28,7 @@ struct TransposeArgs {
 };
 
 // The reference (ATen) implementation. It lives in the separate library
-// moe_adapter_reference (tests and benchmarks), so production binaries do not
+// moe_adapter_aten (tests and benchmarks), so production binaries do not
 // load libtorch.
 void TransposeCastAten(const TransposeArgs& args);
 
@@ -44,7 +44,7 @@ void TransposeCast(const TransposeArgs& args);
 using TransposeFn = void (*)(const TransposeArgs&);
 void SetTransposeOverride(TransposeFn fn);
 
-// Convenience over SetTransposeOverride() (moe_adapter_reference).
+// Convenience over SetTransposeOverride(); defined in moe_adapter_aten.
 enum class TransposeImpl { kBlocked, kAten };
 void SetTransposeImpl(TransposeImpl impl);
 

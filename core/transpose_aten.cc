@@ -1,5 +1,5 @@
 // The reference transpose: the same ATen calls the reference adapter makes, so
-// its bits are the reference's bits. Part of moe_adapter_reference only.
+// its bits are the reference's bits. Part of moe_adapter_aten only.
 #include <ATen/ATen.h>
 
 #include <cstring>

@@ -1,7 +1,6 @@
 #include "server/server_options.h"
 
 #include <functional>
-#include <limits>
 
 #include <sys/un.h>
 
@@ -10,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/byte_size.h"
 #include "core/internal/status_macros.h"
 #include "core/quote.h"
 #include "server/unix_socket.h"
@@ -25,7 +25,7 @@ absl::Status ParseDurationFlag(const char* flag, const std::string& v, absl::Dur
     *out = absl::Seconds(seconds);
   } else if (!absl::ParseDuration(v, out)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, " must be a duration like 30s or 500ms, got \"", v, "\""));
+        absl::StrCat("--", flag, " must be a duration like 30s or 500ms, got ", Quote(v)));
   }
   return absl::OkStatus();
 }
@@ -35,13 +35,13 @@ absl::Status ParseUnixSocketMode(const std::string& v, uint32_t* out) {
   for (char c : v) {
     if (c < '0' || c > '7' || v.size() > 4) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--unix-socket-mode must be octal permission bits like 0660, got \"", v, "\""));
+          absl::StrCat("--unix-socket-mode must be octal permission bits like 0660, got ", Quote(v)));
     }
     mode = mode * 8 + static_cast<uint32_t>(c - '0');
   }
   if (v.empty() || mode > 0777) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--unix-socket-mode must be octal permission bits in 0000..0777, got \"", v, "\""));
+        absl::StrCat("--unix-socket-mode must be octal permission bits in 0000..0777, got ", Quote(v)));
   }
   *out = mode;
   return absl::OkStatus();
@@ -102,7 +102,7 @@ const std::vector<FlagRow>& Flags() {
        [](ServerOptions* o, const std::string& v) {
          if (!absl::SimpleAtoi(v, &o->max_concurrent_streams)) {
            return absl::InvalidArgumentError(
-               absl::StrCat("--max-concurrent-streams must be an integer, got \"", v, "\""));
+               absl::StrCat("--max-concurrent-streams must be an integer, got ", Quote(v)));
          }
          return absl::OkStatus();
        }},
@@ -153,7 +153,7 @@ absl::Status ValidateListen(const ServerOptions& o) {
     if (absl::Status s = ValidateUnixAddress(o.listen[i]); !s.ok()) return s;
     for (size_t j = 0; j < i; ++j) {
       if (o.listen[j] == o.listen[i]) {
-        return absl::InvalidArgumentError(absl::StrCat("--listen \"", o.listen[i], "\" is given twice"));
+        return absl::InvalidArgumentError(absl::StrCat("--listen ", Quote(o.listen[i]), " is given twice"));
       }
     }
   }
@@ -175,42 +175,13 @@ absl::Status ValidateListen(const ServerOptions& o) {
 
 }  // namespace
 
-absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
-  absl::string_view t = absl::StripAsciiWhitespace(text);
-  size_t digits = 0;
-  while (digits < t.size() && absl::ascii_isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
-  uint64_t n;
-  if (digits == 0 || !absl::SimpleAtoi(t.substr(0, digits), &n)) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not a size (e.g. 4194304, 4MiB, 6GiB)"));
-  }
-  const std::string suffix = absl::AsciiStrToLower(t.substr(digits));
-  struct Unit {
-    const char* name;
-    uint64_t factor;
-  };
-  static constexpr Unit kUnits[] = {
-      {"", 1},          {"b", 1},           {"k", 1ull << 10},    {"kib", 1ull << 10}, {"kb", 1000},
-      {"m", 1ull << 20}, {"mib", 1ull << 20}, {"mb", 1000000},     {"g", 1ull << 30},   {"gib", 1ull << 30},
-      {"gb", 1000000000}, {"t", 1ull << 40},  {"tib", 1ull << 40}, {"tb", 1000000000000ull},
-  };
-  for (const Unit& u : kUnits) {
-    if (suffix != u.name) continue;
-    if (n > std::numeric_limits<uint64_t>::max() / u.factor) {
-      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is too large"));
-    }
-    return n * u.factor;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("\"", text, "\": unknown size unit \"", t.substr(digits), "\" (use KiB, MiB, GiB, TiB, KB, MB, GB, TB)"));
-}
-
 absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& args) {
   ServerOptions o;
   o.listen.clear();  // --listen adds; the default stands only when none is given
   for (size_t i = 0; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (!absl::ConsumePrefix(&arg, "--")) {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", args[i], "\""));
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", Quote(args[i])));
     }
     std::string name(arg), value;
     bool has_value = false;
@@ -223,7 +194,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& a
     for (const FlagRow& r : Flags()) {
       if (name == r.name) row = &r;
     }
-    if (!row) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    if (!row) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", Printable(name)));
     if (!row->value) {
       if (has_value) return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
     } else if (!has_value) {
@@ -240,7 +211,7 @@ absl::StatusOr<ServerOptions> ParseServerFlags(const std::vector<std::string>& a
 absl::Status ValidateServerOptions(const ServerOptions& o) {
   if (o.device != "cpu" && o.device != "auto" && o.device.rfind("cuda", 0) != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--device \"", o.device, "\": expected cpu, cuda, cuda:N or auto"));
+        absl::StrCat("--device ", Quote(o.device), ": expected cpu, cuda, cuda:N or auto"));
   }
   if (absl::Status s = ValidateListen(o); !s.ok()) return s;
   if (o.max_chunk_bytes == 0 || o.max_chunk_bytes > (1ull << 30)) {

@@ -8,8 +8,7 @@
 //   absl::StatusOr<ServerOptions> o = ParseServerFlags({"--listen", "0.0.0.0:50051"});
 //   if (!o.ok()) { std::cerr << o.status().message() << "\n" << ServerUsage(); return 2; }
 //
-// Sizes accept a byte count or a suffix: KiB MiB GiB TiB (also K M G T), or
-// KB MB GB TB (powers of 1000). Durations: "30s", "500ms", "2m", or seconds.
+// Sizes: see ParseByteSize() in core/byte_size.h ("4MiB", "6GiB", "5GB"). Durations: "30s", "500ms", "2m", or seconds.
 #ifndef MOE_ADAPTER_SERVER_SERVER_OPTIONS_H_
 #define MOE_ADAPTER_SERVER_SERVER_OPTIONS_H_
 
@@ -100,8 +99,6 @@ absl::Status ValidateServerOptions(const ServerOptions& options);
 // ServerUsage(): the help text, one line per flag with its default.
 std::string ServerUsage();
 
-// ParseByteSize(): "4MiB" -> 4194304 (see the file comment).
-absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text);
 
 }  // namespace server
 }  // namespace moe_adapter

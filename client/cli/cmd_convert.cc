@@ -16,6 +16,7 @@
 #include "client/cli/options_from_flags.h"
 #include "client/cli/progress.h"
 #include "client/cli/report.h"
+#include "core/byte_size.h"
 #include "core/safetensors_format.h"
 #include "moe_adapter/checkpoint_convert.h"
 #include "moe_adapter/device.h"

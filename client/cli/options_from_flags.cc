@@ -7,6 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/cli/progress.h"
+#include "core/byte_size.h"
+#include "core/quote.h"
 #include "core/regular_file.h"
 #include "core/safetensors_format.h"
 
@@ -16,7 +18,7 @@ namespace {
 absl::StatusOr<int64_t> IntFlag(const ParsedFlags& f, const std::string& name) {
   int64_t v;
   if (!absl::SimpleAtoi(f.Get(name), &v)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " must be an integer, got \"", f.Get(name), "\""));
+    return absl::InvalidArgumentError(absl::StrCat("--", name, " must be an integer, got ", Quote(f.Get(name))));
   }
   return v;
 }

@@ -1,11 +1,8 @@
 #include "client/cli/progress.h"
 
-#include <cctype>
 #include <cstdio>
 #include <string>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -50,28 +47,6 @@ std::string HumanBytes(uint64_t b) {
     ++u;
   }
   return u == 0 ? absl::StrFormat("%d B", b) : absl::StrFormat("%.2f %s", v, units[u]);
-}
-
-absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
-  std::string s = absl::AsciiStrToUpper(text);
-  size_t i = 0;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  double v;
-  if (i == 0 || !absl::SimpleAtod(s.substr(0, i), &v) || v < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("not a size: \"", text, "\""));
-  }
-  const std::string unit = s.substr(i);
-  double mult = 1;
-  if (unit == "" || unit == "B") mult = 1;
-  else if (unit == "KB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else if (unit == "TB") mult = 1e12;
-  else if (unit == "KIB") mult = 1024.0;
-  else if (unit == "MIB") mult = 1024.0 * 1024;
-  else if (unit == "GIB") mult = 1024.0 * 1024 * 1024;
-  else return absl::InvalidArgumentError(absl::StrCat("unknown size unit in \"", text, "\" (use B, KB, MB, GB, KiB, MiB, GiB)"));
-  return static_cast<uint64_t>(v * mult);
 }
 
 }  // namespace moe_adapter::cli

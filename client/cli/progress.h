@@ -29,9 +29,6 @@ class ProgressBar {
 // HumanBytes(): "1.21 GB".
 std::string HumanBytes(uint64_t bytes);
 
-// ParseByteSize(): "5GB", "500MB", "2GiB", "1024", "0".
-absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text);
-
 }  // namespace moe_adapter::cli
 
 #endif  // MOE_ADAPTER_CLIENT_CLI_PROGRESS_H_

@@ -890,7 +890,6 @@ TEST(ServerOptionsTest, FlagsParseAndValidate) {
   EXPECT_FALSE(server::ParseServerFlags({"--tls-cert", "a.pem"}).ok());
   EXPECT_FALSE(server::ParseServerFlags({"--bogus"}).ok());
   EXPECT_FALSE(server::ParseServerFlags({"--max-total-memory", "12 parsecs"}).ok());
-  EXPECT_EQ(*server::ParseByteSize("4KB"), 4000u);
 }
 
 // --listen repeats (the first replaces the default); unix: addresses are
