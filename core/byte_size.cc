@@ -30,6 +30,10 @@ absl::Status NotASize(absl::string_view text) {
       absl::StrCat(Quote(text), " is not a size (e.g. 4194304, 4MiB, 1.5GB; units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"));
 }
 
+absl::Status TooLarge(absl::string_view text) {
+  return absl::InvalidArgumentError(absl::StrCat(Quote(text), " is too large (at most 2^64 - 1 bytes)"));
+}
+
 size_t CountDigits(absl::string_view t, size_t from) {
   size_t i = from;
   while (i < t.size() && absl::ascii_isdigit(static_cast<unsigned char>(t[i]))) ++i;
@@ -56,7 +60,7 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
   for (const Unit& u : kUnits) {
     if (suffix != u.name) continue;
     if (whole > std::numeric_limits<uint64_t>::max() / u.factor) {
-      return absl::InvalidArgumentError(absl::StrCat(Quote(text), " is too large (at most 2^64 - 1 bytes)"));
+      return TooLarge(text);
     }
     uint64_t bytes = whole * u.factor;
     // The fraction in exact integer arithmetic: "0.1GB" is 100000000, not
@@ -69,7 +73,7 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
     }
     const unsigned __int128 extra = num * u.factor / den;
     if (extra > std::numeric_limits<uint64_t>::max() - bytes) {
-      return absl::InvalidArgumentError(absl::StrCat(Quote(text), " is too large (at most 2^64 - 1 bytes)"));
+      return TooLarge(text);
     }
     return bytes + static_cast<uint64_t>(extra);
   }
